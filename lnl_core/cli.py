@@ -1,0 +1,153 @@
+"""The ``lnl`` command: ``lnl list``, ``lnl run``, ``lnl table``.
+
+Bad input of any kind ends with one line on stderr and exit status 2, and nothing on disk
+changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from . import data, noise
+from .config import PROFILES
+from .errors import LNLError
+from .trainers import METHODS
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + error
+        raise LNLError(f"{message} (see `{self.prog} --help`)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="lnl", description="Learning with noisy labels: run the book's methods.")
+    sub = p.add_subparsers(dest="command", metavar="{list,run,table}", parser_class=_Parser)
+    sub.required = True
+
+    sub.add_parser("list", help="methods, data sets, noise kinds and profiles with their settings")
+
+    r = sub.add_parser("run", help="train one method under one noise setting")
+    r.add_argument("method", help="a method name from `lnl list`")
+    r.add_argument("--dataset", default="fashion_mnist")
+    r.add_argument("--noise", default="symmetric", help="noise kind (see `lnl list`)")
+    r.add_argument("--rate", type=float, default=0.5, help="nominal noise rate in [0, 1)")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--profile", default="reduced")
+    r.add_argument("--out", help="run directory (result.json, checkpoints, noisy labels)")
+    r.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    r.add_argument("--resume", action="store_true", help="continue the run in --out")
+    r.add_argument("--overwrite", action="store_true", help="replace the run in --out")
+    r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting (repeatable); `lnl list` shows the keys")  # fmt: skip
+    r.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
+    r.add_argument("--download", action="store_true", help="allow torchvision to download CIFAR")
+    r.add_argument("--dry-run", action="store_true", help="print the config and exit")
+    r.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    t = sub.add_parser("table", help="summarise run directories (their result.json) as a table")
+    t.add_argument("runs", nargs="+", help="run directories")
+    return p
+
+
+def _parse_sets(items: list[str]) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise LNLError(f"--set expects KEY=VALUE, got {item!r}")
+        out[key.strip()] = value
+    return out
+
+
+def cmd_list() -> None:
+    print("Methods (lnl run METHOD; hyperparameters settable with --set KEY=VALUE):")
+    for name, m in sorted(METHODS.items()):
+        hps = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(m.hparams)) or "-"
+        print(f"  {name:<10} {m.summary}  [{hps}]")
+    print("\nDatasets:", ", ".join(data.DATASETS))
+    print("  fashion_mnist offline (apt-get install dataset-fashion-mnist); CIFAR with --download")
+    print("\nNoise kinds (--noise):")
+    for kind in noise.NOISE_KINDS:
+        print(f"  {kind}")
+    print("  asymmetric mappings:", ", ".join(noise.ASYMMETRIC_MAPPINGS))
+    print("\nProfiles (--profile; every key can be overridden with --set):")
+    for prof in PROFILES.values():
+        print(f"  {prof.name}: {prof.description}")
+        print(f"    datasets: {', '.join(prof.datasets)}")
+        for key, value in prof.settings.items():
+            print(f"    {key} = {value}")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from .experiment import build_config, run_experiment
+
+    overrides = _parse_sets(args.sets)
+    common = dict(dataset=args.dataset, noise=args.noise, rate=args.rate, seed=args.seed, profile=args.profile)
+    if args.dry_run:
+        cfg = build_config(args.method, overrides=overrides, **common)
+        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        return
+    result = run_experiment(
+        args.method, **common, out=args.out, device=args.device, resume=args.resume,
+        overwrite=args.overwrite, overrides=overrides, quiet=args.quiet,
+        data_root=args.data_root, download=args.download,
+    )  # fmt: skip
+    s = result.summary
+    print(
+        f"{s['method']} on {s['dataset']}, {s['noise']} {s['rate']:.2f} "
+        f"(actual {100 * s['actual_noise_rate']:.1f}% wrong), seed {s['seed']}, {s['profile']} profile"
+    )
+    print(
+        f"  last-epoch test acc {s['final_test_acc']:.2f}%  mean of last 10 {s['mean_last10_test_acc']:.2f}%  "
+        f"(test-set peak {s['best_test_acc']:.2f}%)  {s['wall_time_s']:.1f} s on {s['device']}"
+    )
+    if args.out:
+        print(f"  wrote {Path(args.out) / 'result.json'}")
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    rows = []
+    for run in args.runs:
+        path = Path(run) / "result.json"
+        try:
+            rows.append(json.loads(path.read_text()))
+        except (OSError, ValueError) as exc:
+            raise LNLError(f"cannot read {path}: {exc}") from None
+    header = f"{'method':<10}{'noise':<14}{'rate':>6}{'actual':>8}{'last':>8}{'last10':>8}{'peak*':>8}{'time s':>8}"
+    print(header)
+    print("-" * len(header))
+    for s in rows:
+        print(
+            f"{s['method']:<10}{s['noise']:<14}{s['rate']:>6.2f}{100 * s['actual_noise_rate']:>7.1f}%"
+            f"{s['final_test_acc']:>8.2f}{s['mean_last10_test_acc']:>8.2f}{s['best_test_acc']:>8.2f}"
+            f"{s['wall_time_s']:>8.1f}"
+        )
+    print("test accuracy in %; last = last epoch (the headline); *peak = best epoch on the test set")
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = _parser().parse_args(argv)
+        if args.command == "list":
+            cmd_list()
+        elif args.command == "run":
+            cmd_run(args)
+        else:
+            cmd_table(args)
+    except LNLError as exc:
+        print(f"lnl: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("lnl: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

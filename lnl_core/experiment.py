@@ -1,0 +1,243 @@
+"""One experiment end to end: config -> data -> noise -> trainer -> ``result.json``.
+
+:func:`run_experiment` is what ``lnl run`` calls and what the notebooks call. Everything
+that can be checked is checked before anything is written: a bad name, a bad rate,
+missing data or an existing run directory stops the run with an :class:`LNLError` and
+leaves the disk as it was.
+
+Run directory layout (``out``): ``config.json``, ``noisy_labels.npz``, ``checkpoint.pt``
+(rewritten atomically after every epoch) and, at the end, ``result.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__, data
+from . import noise as noise_mod
+from .config import RunConfig, make_config
+from .engine import CHECKPOINT, Run, choose_device, config_difference, load_checkpoint
+from .errors import LNLError
+from .noise import NoisyLabels
+from .trainers import TrainOutput, get_method
+
+RUN_FILES = ("config.json", "noisy_labels.npz", CHECKPOINT, CHECKPOINT + ".tmp", "result.json", "result.json.tmp")
+
+
+@dataclass
+class Result:
+    """What :func:`run_experiment` returns: the summary (``result.json``), the trained
+    networks, the noisy labels and the config."""
+
+    summary: dict[str, Any]
+    output: TrainOutput
+    noisy: NoisyLabels
+    config: RunConfig
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        return self.summary["history"]
+
+
+def build_config(
+    method: str,
+    *,
+    dataset: str = "fashion_mnist",
+    noise: str = "symmetric",
+    rate: float = 0.5,
+    seed: int = 0,
+    profile: str = "reduced",
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The full config of a run, without running it (``lnl run --dry-run`` shows it)."""
+    m = get_method(method)
+    if dataset not in data.DATASETS:
+        raise LNLError(f"unknown dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
+    if noise not in noise_kinds():
+        raise LNLError(f"unknown noise kind {noise!r}; choose one of {', '.join(noise_kinds())}")
+    if not 0.0 <= float(rate) < 1.0:
+        raise LNLError(f"noise rate must be in [0, 1), got {rate}")
+    if noise == "asymmetric" and dataset not in noise_mod.ASYMMETRIC_MAPPINGS:
+        raise LNLError(f"no asymmetric mapping for dataset {dataset!r}")
+    return make_config(
+        method=method, hp_type=m.hparams, dataset=dataset, noise=noise, rate=rate, seed=seed,
+        profile=profile, method_overrides=m.profile_settings(profile, dataset, noise, float(rate)),
+        overrides=overrides,
+    )  # fmt: skip
+
+
+def noise_kinds() -> tuple[str, ...]:
+    return noise_mod.NOISE_KINDS
+
+
+def prepare_data(
+    cfg: RunConfig, *, root=None, download: bool = False
+) -> tuple[data.Dataset, data.Dataset, NoisyLabels]:
+    """Load the splits, take the profile's subsets and make the noisy labels."""
+    train = data.load(cfg.dataset, "train", root=root, download=download)
+    test = data.load(cfg.dataset, "test", root=root, download=download)
+    if cfg.train_size is not None and cfg.train_size < len(train):
+        train = train.subset(data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed))
+    if cfg.test_size is not None and cfg.test_size < len(test):
+        test = test.subset(data.stratified_subset(test.labels, cfg.test_size, seed=cfg.subset_seed))
+    noisy = noise_mod.make(
+        cfg.noise, train.labels.numpy(), cfg.rate, train.num_classes, seed=cfg.seed,
+        dataset=cfg.dataset, images=train.images.numpy() if cfg.noise == "instance" else None, root=root,
+    )  # fmt: skip
+    return train, test, noisy
+
+
+def _check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    if resume and overwrite:
+        raise LNLError("choose one of --resume and --overwrite")
+    if out.exists() and not out.is_dir():
+        raise LNLError(f"{out} exists and is not a directory")
+    contents = list(out.iterdir()) if out.is_dir() else []
+    if resume:
+        if not (out / CHECKPOINT).is_file():
+            raise LNLError(f"nothing to resume: no {CHECKPOINT} in {out}")
+        return
+    if not contents:
+        return
+    if not overwrite:
+        raise LNLError(f"run directory {out} already exists; use --resume to continue it or --overwrite")
+    foreign = [p.name for p in contents if p.name not in RUN_FILES]
+    if foreign:
+        raise LNLError(f"refusing to overwrite {out}: it holds files that no run wrote ({', '.join(foreign[:3])})")
+
+
+def _versions() -> dict[str, Any]:
+    commit = None
+    try:
+        here = Path(__file__).resolve().parent
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+        ).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "lnl_core": __version__,
+        "git_commit": commit,
+    }
+
+
+def summarize(cfg: RunConfig, noisy: NoisyLabels, history: list[dict], *, wall_time_s: float, device) -> dict:
+    """The ``result.json`` record: the experiment, the config, the history and headlines."""
+    accs = [h["test_acc"] for h in history]
+    return {
+        "method": cfg.method,
+        "dataset": cfg.dataset,
+        "noise": cfg.noise,
+        "rate": cfg.rate,
+        "actual_noise_rate": noisy.actual_rate,
+        "seed": cfg.seed,
+        "profile": cfg.profile,
+        "config": cfg.to_dict(),
+        "history": history,
+        "epochs_done": len(history),
+        "final_test_acc": accs[-1] if accs else None,
+        "mean_last10_test_acc": float(np.mean(accs[-10:])) if accs else None,
+        "best_test_acc": max(accs) if accs else None,
+        "best_test_acc_note": "peak over epochs of the test accuracy: for comparison with papers "
+        "that report it, not a model-selection result",
+        "wall_time_s": wall_time_s,
+        "device": str(device),
+        "versions": _versions(),
+    }
+
+
+def run_experiment(
+    method: str,
+    *,
+    dataset: str = "fashion_mnist",
+    noise: str = "symmetric",
+    rate: float = 0.5,
+    seed: int = 0,
+    profile: str = "reduced",
+    out: str | Path | None = None,
+    device: str = "auto",
+    resume: bool = False,
+    overwrite: bool = False,
+    overrides: dict[str, Any] | None = None,
+    quiet: bool = False,
+    data_root=None,
+    download: bool = False,
+    stop_after: int | None = None,
+) -> Result:
+    """Run one experiment and return its :class:`Result`.
+
+    ``out`` is the run directory (``None``: nothing is written, no checkpoints).
+    ``stop_after`` ends training after that many epochs in total, as if the process had
+    been killed then (a later ``resume=True`` call finishes the run).
+    """
+    m = get_method(method)
+    cfg = build_config(method, dataset=dataset, noise=noise, rate=rate, seed=seed, profile=profile, overrides=overrides)
+    dev = choose_device(device)
+    out_dir = Path(out) if out is not None else None
+    if out_dir is None and resume:
+        raise LNLError("resume needs a run directory (out)")
+    if out_dir is not None:
+        _check_run_dir(out_dir, resume=resume, overwrite=overwrite)
+        if resume:
+            saved = load_checkpoint(out_dir / CHECKPOINT)
+            diff = config_difference(saved["config"], cfg.to_dict())
+            if diff:
+                raise LNLError(f"cannot resume {out_dir}: the config differs from the checkpoint's in {', '.join(diff)}")
+    train, test, noisy = prepare_data(cfg, root=data_root, download=download)
+
+    # Everything is checked: from here on the run directory is written.
+    if out_dir is not None:
+        if overwrite:
+            for name in RUN_FILES:
+                (out_dir / name).unlink(missing_ok=True)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+            noisy.save(out_dir / "noisy_labels.npz")
+        elif not np.array_equal(NoisyLabels.load(out_dir / "noisy_labels.npz").noisy, noisy.noisy):
+            raise LNLError(f"cannot resume {out_dir}: its noisy labels differ from this config's")
+
+    run = Run(
+        cfg,
+        data.DeviceData(train.images, torch.from_numpy(noisy.noisy), train.mean, train.std, dev),
+        data.DeviceData(test.images, test.labels, test.mean, test.std, dev),
+        clean_labels=torch.from_numpy(noisy.clean),
+        num_classes=train.num_classes,
+        device=dev,
+        run_dir=out_dir,
+        resume=resume,
+        quiet=quiet,
+        stop_after=stop_after,
+    )
+    output = m.train(run, cfg.hp)
+    summary = summarize(cfg, noisy, output.history, wall_time_s=run.elapsed(), device=dev)
+    if out_dir is not None and len(output.history) == cfg.epochs:
+        tmp = out_dir / "result.json.tmp"
+        tmp.write_text(json.dumps(_finite(summary), indent=1, allow_nan=False) + "\n")
+        tmp.replace(out_dir / "result.json")
+    return Result(summary, output, noisy, cfg)
+
+
+def _finite(obj):
+    """NaN (e.g. a rate on an empty part of the data) becomes null: strict JSON."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj

@@ -1,0 +1,57 @@
+"""The method registry: ``METHODS[name]`` for the CLI, the notebooks and the tests.
+
+Each :class:`Method` names its trainer function, its hyperparameter dataclass and how it
+adjusts each profile. A new module here registers itself on import, and the
+registry-wide tests then cover it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import LNLError
+
+
+@dataclass(frozen=True)
+class TrainOutput:
+    """What a trainer returns: its networks (by name), the per-epoch history, and the
+    final per-sample method state."""
+
+    models: dict[str, Any]
+    history: list[dict[str, Any]]
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    summary: str
+    citation: str  # bibliography key
+    hparams: type  # frozen dataclass of the method's hyperparameters
+    train: Callable[..., TrainOutput]  # train(run, hp) -> TrainOutput
+    selects_samples: bool = False  # reports selection AUC/precision/recall/F1 per epoch
+    # profile, dataset, noise, rate -> settings that this method changes in that profile
+    adjust: Callable[[str, str, str, float], dict[str, Any]] | None = None
+
+    def profile_settings(self, profile: str, dataset: str, noise: str, rate: float) -> dict[str, Any]:
+        return dict(self.adjust(profile, dataset, noise, rate)) if self.adjust else {}
+
+
+METHODS: dict[str, Method] = {}
+
+
+def register(method: Method) -> Method:
+    if method.name in METHODS:
+        raise ValueError(f"method {method.name!r} registered twice")
+    METHODS[method.name] = method
+    return method
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise LNLError(f"unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+from . import standard  # noqa: E402,F401  (registers ce, gce, sce)
