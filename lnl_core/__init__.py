@@ -9,7 +9,7 @@ shares), ``trainers`` (the ``METHODS`` registry), ``experiment`` (one run end to
 __version__ = "0.1.0"
 
 from .errors import DataNotFoundError, LNLError  # noqa: E402
-from .trainers import METHODS  # noqa: E402
 from .experiment import build_config, run_experiment  # noqa: E402
+from .trainers import METHODS  # noqa: E402
 
 __all__ = ["METHODS", "DataNotFoundError", "LNLError", "build_config", "run_experiment", "__version__"]

@@ -88,7 +88,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     from .experiment import build_config, run_experiment
 
     overrides = _parse_sets(args.sets)
-    common = dict(dataset=args.dataset, noise=args.noise, rate=args.rate, seed=args.seed, profile=args.profile)
+    common = dict(
+        dataset=args.dataset, noise=args.noise, rate=args.rate, seed=args.seed, profile=args.profile
+    )
     if args.dry_run:
         cfg = build_config(args.method, overrides=overrides, **common)
         print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))

@@ -170,16 +170,14 @@ def make_config(
         raise LNLError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     prof = PROFILES[profile]
     if dataset not in prof.datasets:
-        raise LNLError(
-            f"the {profile} profile is defined for {', '.join(prof.datasets)}, not {dataset!r}"
-        )
+        raise LNLError(f"the {profile} profile is defined for {', '.join(prof.datasets)}, not {dataset!r}")
     keys = settable_keys(hp_type)
     values: dict[str, Any] = dict(prof.settings)
     values.update(method_overrides or {})
     for key, value in (overrides or {}).items():
         if key not in keys:
             raise LNLError(f"unknown setting {key!r} for {method}; settable: {', '.join(sorted(keys))}")
-        values[key] = _coerce(key, value, keys[key] if keys[key] is not None else None)
+        values[key] = _coerce(key, value, keys[key])
     hp_names = {f.name for f in fields(hp_type)}
     try:
         hp = hp_type(**{k: v for k, v in values.items() if k in hp_names})

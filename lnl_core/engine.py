@@ -26,8 +26,9 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -293,7 +294,10 @@ class Run:
     def inputs(self, idx: torch.Tensor, kind: str | None = None) -> torch.Tensor:
         """Augmented (``kind``, default the config's) and normalised training images at ``idx``."""
         x = aug.augment(
-            self.train.images[idx], kind or self.config.augment, generator=self.gen, cpu_generator=self.cpu_gen
+            self.train.images[idx],
+            kind or self.config.augment,
+            generator=self.gen,
+            cpu_generator=self.cpu_gen,
         )
         x = self.train.normalize(x)
         if self.device.type == "cuda" and self.config.channels_last:
@@ -356,7 +360,11 @@ class Run:
         checkpoint and restored in place. Call :meth:`end_epoch` last in the loop body:
         the checkpoint it writes holds the RNG states at that point.
         """
-        self._tracked = {"models": models, "optimizers": optimizers, "state": state if state is not None else {}}
+        self._tracked = {
+            "models": models,
+            "optimizers": optimizers,
+            "state": state if state is not None else {},
+        }
         start = self._restore() if self.resume else 0
         self._t0 = time.perf_counter()
         last = self.config.epochs if self.stop_after is None else min(self.config.epochs, self.stop_after)
@@ -383,7 +391,9 @@ class Run:
             full.update(self.memorization(models))
         self.history.append(full)
         if self._bar is not None:
-            self._bar.set_postfix(test_acc=f"{full['test_acc']:.2f}", loss=f"{full.get('train_loss', 0.0):.3f}")
+            self._bar.set_postfix(
+                test_acc=f"{full['test_acc']:.2f}", loss=f"{full.get('train_loss', 0.0):.3f}"
+            )
             self._bar.update(1)
         if self.run_dir is not None:
             self._save(self._epoch + 1)

@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import math
 import platform
-import shutil
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,14 @@ from .errors import LNLError
 from .noise import NoisyLabels
 from .trainers import TrainOutput, get_method
 
-RUN_FILES = ("config.json", "noisy_labels.npz", CHECKPOINT, CHECKPOINT + ".tmp", "result.json", "result.json.tmp")
+RUN_FILES = (
+    "config.json",
+    "noisy_labels.npz",
+    CHECKPOINT,
+    CHECKPOINT + ".tmp",
+    "result.json",
+    "result.json.tmp",
+)
 
 
 @dataclass
@@ -98,6 +103,34 @@ def prepare_data(
     return train, test, noisy
 
 
+def make_run(
+    cfg: RunConfig,
+    train: data.Dataset,
+    test: data.Dataset,
+    noisy: NoisyLabels,
+    *,
+    device: torch.device,
+    run_dir: Path | None = None,
+    resume: bool = False,
+    quiet: bool = True,
+    stop_after: int | None = None,
+) -> Run:
+    """A :class:`Run` with the training split (given labels) and the test split resident on
+    ``device``: what a trainer, or a loop written in a notebook, trains with."""
+    return Run(
+        cfg,
+        data.DeviceData(train.images, torch.from_numpy(noisy.noisy), train.mean, train.std, device),
+        data.DeviceData(test.images, test.labels, test.mean, test.std, device),
+        clean_labels=torch.from_numpy(noisy.clean),
+        num_classes=train.num_classes,
+        device=device,
+        run_dir=run_dir,
+        resume=resume,
+        quiet=quiet,
+        stop_after=stop_after,
+    )
+
+
 def _check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
     if resume and overwrite:
         raise LNLError("choose one of --resume and --overwrite")
@@ -114,16 +147,21 @@ def _check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         raise LNLError(f"run directory {out} already exists; use --resume to continue it or --overwrite")
     foreign = [p.name for p in contents if p.name not in RUN_FILES]
     if foreign:
-        raise LNLError(f"refusing to overwrite {out}: it holds files that no run wrote ({', '.join(foreign[:3])})")
+        raise LNLError(
+            f"refusing to overwrite {out}: it holds files that no run wrote ({', '.join(foreign[:3])})"
+        )
 
 
 def _versions() -> dict[str, Any]:
     commit = None
     try:
         here = Path(__file__).resolve().parent
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
-        ).stdout.strip() or None
+        commit = (
+            subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5
+            ).stdout.strip()
+            or None
+        )
     except (OSError, subprocess.SubprocessError):
         pass
     return {
@@ -185,7 +223,9 @@ def run_experiment(
     been killed then (a later ``resume=True`` call finishes the run).
     """
     m = get_method(method)
-    cfg = build_config(method, dataset=dataset, noise=noise, rate=rate, seed=seed, profile=profile, overrides=overrides)
+    cfg = build_config(
+        method, dataset=dataset, noise=noise, rate=rate, seed=seed, profile=profile, overrides=overrides
+    )
     dev = choose_device(device)
     out_dir = Path(out) if out is not None else None
     if out_dir is None and resume:
@@ -196,7 +236,9 @@ def run_experiment(
             saved = load_checkpoint(out_dir / CHECKPOINT)
             diff = config_difference(saved["config"], cfg.to_dict())
             if diff:
-                raise LNLError(f"cannot resume {out_dir}: the config differs from the checkpoint's in {', '.join(diff)}")
+                raise LNLError(
+                    f"cannot resume {out_dir}: the config differs from the checkpoint's in {', '.join(diff)}"
+                )
     train, test, noisy = prepare_data(cfg, root=data_root, download=download)
 
     # Everything is checked: from here on the run directory is written.
@@ -211,12 +253,11 @@ def run_experiment(
         elif not np.array_equal(NoisyLabels.load(out_dir / "noisy_labels.npz").noisy, noisy.noisy):
             raise LNLError(f"cannot resume {out_dir}: its noisy labels differ from this config's")
 
-    run = Run(
+    run = make_run(
         cfg,
-        data.DeviceData(train.images, torch.from_numpy(noisy.noisy), train.mean, train.std, dev),
-        data.DeviceData(test.images, test.labels, test.mean, test.std, dev),
-        clean_labels=torch.from_numpy(noisy.clean),
-        num_classes=train.num_classes,
+        train,
+        test,
+        noisy,
         device=dev,
         run_dir=out_dir,
         resume=resume,

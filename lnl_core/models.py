@@ -71,7 +71,9 @@ class SmallCNN(nn.Module):
             nn.ReLU(inplace=True),
         )
         side = (image_size + 3) // 4  # two stride-2 convolutions with "same" padding
-        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * side * side, hidden), nn.ReLU(inplace=True))
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Linear(2 * width * side * side, hidden), nn.ReLU(inplace=True)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.conv(x))

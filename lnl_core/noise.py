@@ -29,7 +29,6 @@ import numpy as np
 
 from .errors import LNLError
 
-
 # --------------------------------------------------------------------------- mappings
 
 # CIFAR-10 (Patrini et al. 2017, DivideMix): truck->automobile, bird->airplane,
@@ -212,9 +211,7 @@ def clean(labels, num_classes: int) -> NoisyLabels:
     return NoisyLabels(labels, labels.copy(), num_classes, {"kind": "none", "rate": 0.0})
 
 
-def symmetric(
-    labels, rate: float, num_classes: int, *, seed: int, include_true: bool = True
-) -> NoisyLabels:
+def symmetric(labels, rate: float, num_classes: int, *, seed: int, include_true: bool = True) -> NoisyLabels:
     """Relabel exactly ``round(rate * N)`` random samples uniformly at random.
 
     ``include_true=True`` draws from all K classes (DivideMix; the true class may be drawn

@@ -4,5 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 start=$(date +%s)
+.venv/bin/ruff check lnl_core tests benchmarks
+.venv/bin/ruff format --check lnl_core tests benchmarks
 .venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
 echo "tests took $(( $(date +%s) - start )) s"

@@ -50,8 +50,18 @@ def test_weak_offsets_and_flips_are_uniform():
 
 def test_same_seed_same_output():
     x = _batch()
-    a = augment.augment(x, "strong", generator=torch.Generator().manual_seed(3), cpu_generator=torch.Generator().manual_seed(4))
-    b = augment.augment(x, "strong", generator=torch.Generator().manual_seed(3), cpu_generator=torch.Generator().manual_seed(4))
+    a = augment.augment(
+        x,
+        "strong",
+        generator=torch.Generator().manual_seed(3),
+        cpu_generator=torch.Generator().manual_seed(4),
+    )
+    b = augment.augment(
+        x,
+        "strong",
+        generator=torch.Generator().manual_seed(3),
+        cpu_generator=torch.Generator().manual_seed(4),
+    )
     assert torch.equal(a, b)
 
 

@@ -22,7 +22,17 @@ def _run(capsys, *argv):
 def test_list_shows_methods_noise_and_profiles(capsys):
     code, out, _ = _run(capsys, "list")
     assert code == 0
-    for word in ("ce", "gce", "sce", "symmetric", "asymmetric", "instance", "cifar-n:worse", "reduced", "full"):
+    for word in (
+        "ce",
+        "gce",
+        "sce",
+        "symmetric",
+        "asymmetric",
+        "instance",
+        "cifar-n:worse",
+        "reduced",
+        "full",
+    ):
         assert word in out
     assert "epochs = 30" in out and "epochs = 300" in out
 
@@ -122,7 +132,9 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     subprocess.run([*cmd, "--out", str(tmp_path / "clean")], check=True, env=env, capture_output=True)
 
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([*cmd, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(killed)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.time() + 120
     while not (killed / "checkpoint.pt").exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -133,5 +145,12 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
 
     a = json.loads((tmp_path / "clean" / "result.json").read_text())
     b = json.loads((killed / "result.json").read_text())
-    for key in ("history", "final_test_acc", "mean_last10_test_acc", "best_test_acc", "actual_noise_rate", "config"):
+    for key in (
+        "history",
+        "final_test_acc",
+        "mean_last10_test_acc",
+        "best_test_acc",
+        "actual_noise_rate",
+        "config",
+    ):
         assert a[key] == b[key], key

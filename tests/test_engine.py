@@ -36,7 +36,9 @@ def test_per_sample_pass_matches_manual_forward():
     out = engine.per_sample_pass(net, data, batch_size=8, features=True)
     with torch.no_grad():
         logits = net(data.normalize(images))
-    assert out["losses"].shape == (37,) and out["probs"].shape == (37, 10) and out["features"].shape == (37, 256)
+    assert (
+        out["losses"].shape == (37,) and out["probs"].shape == (37, 10) and out["features"].shape == (37, 256)
+    )
     assert torch.allclose(out["losses"], F.cross_entropy(logits, labels, reduction="none"), atol=1e-5)
     assert torch.allclose(out["probs"].sum(1), torch.ones(37))
     assert out["losses"].dtype == torch.float32

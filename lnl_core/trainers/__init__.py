@@ -7,8 +7,9 @@ registry-wide tests then cover it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from ..errors import LNLError
 

@@ -61,7 +61,9 @@ def train_standard(run: Run, hp) -> TrainOutput:
 
 
 register(Method("ce", "cross-entropy on the given labels", "goodfellow2016deep", CEHParams, train_standard))
-register(Method("gce", "generalized cross-entropy (L_q loss)", "zhang2018generalized", GCEHParams, train_standard))
+register(
+    Method("gce", "generalized cross-entropy (L_q loss)", "zhang2018generalized", GCEHParams, train_standard)
+)
 # Wang et al. (2019) set (alpha, beta) per data set: MNIST (0.01, 1.0), CIFAR-10 (0.1, 1.0),
 # CIFAR-100 (6.0, 0.1). Fashion-MNIST takes the MNIST setting.
 _SCE_SETTINGS = {"fashion_mnist": (0.01, 1.0), "cifar10": (0.1, 1.0), "cifar100": (6.0, 0.1)}
@@ -74,7 +76,11 @@ def _sce_adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
 
 register(
     Method(
-        "sce", "symmetric cross-entropy (CE + reverse CE)", "wang2019symmetric", SCEHParams, train_standard,
+        "sce",
+        "symmetric cross-entropy (CE + reverse CE)",
+        "wang2019symmetric",
+        SCEHParams,
+        train_standard,
         adjust=_sce_adjust,
     )  # fmt: skip
 )

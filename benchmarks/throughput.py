@@ -1,0 +1,88 @@
+"""Training throughput of a method's full-profile configuration on random CIFAR-shaped data.
+
+    python benchmarks/throughput.py --method ce --n 50000 --epochs 3 --device cuda
+
+Random uint8 images and random labels stand in for CIFAR (timing does not depend on the
+pixels). Prints one JSON line per epoch and a summary with images/s and seconds per epoch
+(the first epoch includes cuDNN autotuning and is reported separately).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from lnl_core import METHODS, build_config
+from lnl_core.data import DeviceData
+from lnl_core.engine import Run, choose_device
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--method", default="ce")
+    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "cifar100"])
+    p.add_argument("--n", type=int, default=50000, help="training images")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    args = p.parse_args()
+
+    device = choose_device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    overrides = dict(s.split("=", 1) for s in args.sets)
+    overrides.update(epochs=str(args.epochs), track_memorization="false")
+    cfg = build_config(args.method, dataset=args.dataset, profile="full", overrides=overrides)
+    k = 10 if args.dataset == "cifar10" else 100
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (args.n, 3, 32, 32), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, k, (args.n,), generator=g)
+    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+    train = DeviceData(images, labels, mean, std, device)
+    test = DeviceData(images[:10000], labels[:10000], mean, std, device)
+
+    run = Run(cfg, train, test, clean_labels=labels, num_classes=k, device=device, quiet=True)
+    starts, ends = [], []  # training time of an epoch: from the end of the last evaluation
+    original_end = run.end_epoch
+
+    def sync_time() -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    def timed_end(record, *, models):
+        ends.append(sync_time())
+        out = original_end(record, models=models)
+        starts.append(sync_time())
+        return out
+
+    run.end_epoch = timed_end
+    starts.append(sync_time())
+    METHODS[args.method].train(run, cfg.hp)
+    times = [e - s for s, e in zip(starts, ends)]
+    for epoch, (dt, rec) in enumerate(zip(times, run.history), 1):
+        print(json.dumps({"epoch": epoch, "train_s": round(dt, 3), "test_acc": rec["test_acc"]}))
+    steady = times[1:] or times
+    s_per_epoch = sum(steady) / len(steady)
+    print(
+        json.dumps(
+            {
+                "method": args.method,
+                "device": torch.cuda.get_device_name() if device.type == "cuda" else str(device),
+                "torch": torch.__version__,
+                "amp_dtype": str(run.amp_dtype),
+                "n": args.n,
+                "batch_size": cfg.batch_size,
+                "first_epoch_s": round(times[0], 2),
+                "s_per_epoch": round(s_per_epoch, 2),
+                "train_images_per_s": round(args.n / s_per_epoch),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
