@@ -46,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting (repeatable); `lnl list` shows the keys")  # fmt: skip
     r.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
-    r.add_argument("--download", action="store_true", help="allow torchvision to download CIFAR")
+    r.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
     r.add_argument("--dry-run", action="store_true", help="print the config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
 

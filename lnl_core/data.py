@@ -108,7 +108,7 @@ def load(
     if split not in ("train", "test"):
         raise LNLError(f"unknown split {split!r}; choose 'train' or 'test'")
     if name == "fashion_mnist":
-        return fashion_mnist(split, root=root)
+        return fashion_mnist(split, root=root, download=download)
     if name == "cifar10":
         return cifar10(split, root=root, download=download)
     return cifar100(split, root=root, download=download)
@@ -136,8 +136,39 @@ def _read_idx(path: Path, expected_sha256: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def fashion_mnist(split: str = "train", *, root: str | os.PathLike | None = None) -> Dataset:
-    """Fashion-MNIST (Xiao et al. 2017), 28x28 grey images, 10 classes; offline."""
+def fashion_mnist(
+    split: str = "train", *, root: str | os.PathLike | None = None, download: bool = False
+) -> Dataset:
+    """Fashion-MNIST (Xiao et al. 2017), 28x28 grey images, 10 classes.
+
+    Found offline in Debian's package, ``root``/``$LNL_DATA`` or a torchvision root; with
+    ``download=True`` (for Colab) torchvision fetches it into the data root when missing.
+    """
+    found = _find_fashion_mnist(split, root)
+    if found is None and download:
+        from torchvision import datasets
+
+        datasets.FashionMNIST(str(data_root(root)), train=split == "train", download=True)
+        found = _find_fashion_mnist(split, root)
+    if found is None:
+        raise DataNotFoundError(
+            "Fashion-MNIST not found; install it with `sudo apt-get install dataset-fashion-mnist` "
+            f"(files in {DEBIAN_FASHION_MNIST}), put the four idx files in $LNL_DATA, "
+            "or pass download=True (CLI: --download)"
+        )
+    images_path, labels_path, stems = found
+    images = _read_idx(images_path, _FASHION_MNIST_FILES[stems[0]])
+    labels = _read_idx(labels_path, _FASHION_MNIST_FILES[stems[1]])
+    mean, std = _STATS["fashion_mnist"]
+    return Dataset(
+        "fashion_mnist", split,
+        torch.from_numpy(images.copy()).unsqueeze(1),
+        torch.from_numpy(labels.astype(np.int64)),
+        FASHION_MNIST_CLASSES, mean, std,
+    )  # fmt: skip
+
+
+def _find_fashion_mnist(split: str, root) -> tuple[Path, Path, tuple[str, str]] | None:
     prefix = "train" if split == "train" else "t10k"
     stems = (f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte")
     for directory in _fashion_mnist_dirs(root):
@@ -146,19 +177,8 @@ def fashion_mnist(split: str = "train", *, root: str | os.PathLike | None = None
             candidates = [directory / (stem + ".gz"), directory / stem]
             found.append(next((p for p in candidates if p.is_file()), None))
         if all(found):
-            images = _read_idx(found[0], _FASHION_MNIST_FILES[stems[0]])
-            labels = _read_idx(found[1], _FASHION_MNIST_FILES[stems[1]])
-            mean, std = _STATS["fashion_mnist"]
-            return Dataset(
-                "fashion_mnist", split,
-                torch.from_numpy(images.copy()).unsqueeze(1),
-                torch.from_numpy(labels.astype(np.int64)),
-                FASHION_MNIST_CLASSES, mean, std,
-            )  # fmt: skip
-    raise DataNotFoundError(
-        "Fashion-MNIST not found; install it with `sudo apt-get install dataset-fashion-mnist` "
-        f"(files in {DEBIAN_FASHION_MNIST}) or put the four idx files in $LNL_DATA"
-    )
+            return found[0], found[1], stems
+    return None
 
 
 # --------------------------------------------------------------------------- CIFAR

@@ -4,7 +4,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 start=$(date +%s)
-.venv/bin/ruff check lnl_core tests benchmarks
-.venv/bin/ruff format --check lnl_core tests benchmarks
-.venv/bin/python -m pytest -q -p no:cacheprovider tests "$@"
+.venv/bin/ruff check lnl_core tests benchmarks scripts book/_ext
+.venv/bin/ruff format --check lnl_core tests benchmarks scripts book/_ext
+export PATH="$PWD/.venv/bin:$PATH"  # the notebooks' kernel is the venv's python
+echo "== unit tests"
+python -m pytest -q -p no:cacheprovider -m "not book" tests
+echo "== notebooks under nbval (reduced profile)"
+t=$(date +%s)
+LNL_PROFILE=reduced python -m pytest -q -p no:cacheprovider --nbval-lax notebooks
+echo "notebooks took $(( $(date +%s) - t )) s"
+echo "== book build and browser check"
+bash scripts/build_book.sh
+python -m pytest -q -p no:cacheprovider -m book tests/book
 echo "tests took $(( $(date +%s) - start )) s"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Build the book into _build/html from the notebooks' committed outputs (no execution),
+# with warnings as errors. MathJax 3 is fetched once from the npm registry into
+# _extra/mathjax (copied to the site's root), so the built pages render math without any other network access.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MJ=_extra/mathjax
+MJ_VERSION=3.2.2
+if [ ! -f "$MJ/tex-mml-chtml.js" ]; then
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "mathjax@$MJ_VERSION" >/dev/null)
+  tar -xzf "$tmp/mathjax-$MJ_VERSION.tgz" -C "$tmp" package/es5/tex-mml-chtml.js package/es5/output/chtml/fonts/woff-v2
+  mkdir -p "$MJ/output/chtml/fonts"
+  cp "$tmp/package/es5/tex-mml-chtml.js" "$MJ/"
+  cp -r "$tmp/package/es5/output/chtml/fonts/woff-v2" "$MJ/output/chtml/fonts/"
+  rm -rf "$tmp"
+fi
+rm -rf _build/html _build/.doctrees
+.venv/bin/jupyter-book build . -W -n --keep-going

@@ -1,0 +1,127 @@
+"""Checks of the built book (run after `scripts/build_book.sh`; marker `book`).
+
+Static checks read the HTML; the browser check opens pages in headless Chromium (Debian's
+`chromium`, driven by Playwright) served from localhost, waits for MathJax, and asserts that
+math and figures rendered and that no error text shows. Screenshots land in `_build/`.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.book
+
+ROOT = Path(__file__).resolve().parents[2]
+HTML = ROOT / "_build" / "html"
+PAGES = {"intro": "book/preface.html", "chapter1": "notebooks/01_noisy_labels.html"}
+ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    if not (HTML / "index.html").exists():
+        pytest.fail("the book is not built: run scripts/build_book.sh first")
+
+
+def _read(rel: str) -> str:
+    return (HTML / rel).read_text(encoding="utf-8")
+
+
+def test_table_of_contents_has_every_part():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    html = _read(PAGES["intro"])
+    for part in toc["parts"]:
+        assert part["caption"] in html, part["caption"]
+        for chapter in part["chapters"]:
+            assert (HTML / (chapter["file"] + ".html")).exists(), chapter["file"]
+
+
+def test_colab_launch_link_points_at_the_notebook():
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    repo = cfg["repository"]["url"].removeprefix("https://github.com/")
+    html = _read(PAGES["chapter1"])
+    link = f"https://colab.research.google.com/github/{repo}/blob/{cfg['repository']['branch']}/notebooks/01_noisy_labels.ipynb"
+    assert link in html
+    # the notebook's install cell installs from the same repository
+    assert f"git+{cfg['repository']['url']}" in (ROOT / "notebooks" / "01_noisy_labels.ipynb").read_text()
+
+
+def test_bibliography_and_api_reference():
+    bib = _read("book/bibliography.html").lower()
+    for title in ("dividemix", "symmetric cross entropy", "potential energy based mixture model"):
+        assert title in bib, title
+    api = _read("book/api.html")
+    for name in (
+        "lnl_core.noise.symmetric",
+        "lnl_core.losses.sce",
+        "lnl_core.engine.Run",
+        "lnl_core.data.DeviceData",
+    ):
+        assert f'id="{name}"' in api, name
+    assert "Li <em>et al.</em>, 2020" in _read("book/preface.html")  # citations resolved
+
+
+@pytest.fixture(scope="module")
+def server():
+    handler = functools.partial(_QuietHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
+        yield b
+        b.close()
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_page_renders_math_and_figures(browser, server, name):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    js_errors, failed = [], []
+    page.on("pageerror", lambda e: js_errors.append(str(e)))
+    page.on("requestfailed", lambda r: failed.append(r.url))
+    page.goto(f"{server}/{PAGES[name]}", wait_until="load")
+    page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20000
+    )
+    page.evaluate("() => MathJax.startup.promise")
+    page.wait_for_load_state("networkidle")
+    page.screenshot(path=str(HTML.parent / f"screenshot-{name}.png"), full_page=True)
+
+    math = page.locator("mjx-container").count()
+    math_errors = page.locator("mjx-merror").count()
+    images = page.evaluate(
+        "() => Array.from(document.querySelectorAll('article img')).map(i => [i.src, i.complete && i.naturalWidth > 0])"
+    )
+    text = page.inner_text("article")
+    page.close()
+
+    assert math > 0, "no rendered math"
+    assert math_errors == 0
+    assert all(ok for _, ok in images), [src for src, ok in images if not ok]
+    if name == "chapter1":
+        assert len(images) >= 5, f"only {len(images)} figures"
+    assert not ERROR_TEXT.search(text), ERROR_TEXT.search(text).group(0)
+    assert not js_errors, js_errors
+    assert not [u for u in failed if u.startswith(server)], failed
