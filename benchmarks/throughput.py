@@ -2,7 +2,7 @@
 
     python benchmarks/throughput.py --method ce --n 50000 --epochs 3 --device cuda
 
-Random uint8 images and random labels stand in for CIFAR (timing does not depend on the
+Random uint8 images and random labels (``data.synthetic``) stand in for CIFAR (timing does not depend on the
 pixels). Prints one JSON line per epoch and a summary with images/s and seconds per epoch
 (the first epoch includes cuDNN autotuning and is reported separately).
 """
@@ -15,9 +15,10 @@ import time
 
 import torch
 
-from lnl_core import METHODS, build_config
-from lnl_core.data import DeviceData
-from lnl_core.engine import Run, choose_device
+from lnl_core import METHODS, build_config, noise
+from lnl_core.data import synthetic
+from lnl_core.engine import choose_device
+from lnl_core.experiment import make_run
 
 
 def main() -> None:
@@ -36,15 +37,10 @@ def main() -> None:
     overrides = dict(s.split("=", 1) for s in args.sets)
     overrides.update(epochs=str(args.epochs), track_memorization="false")
     cfg = build_config(args.method, dataset=args.dataset, profile="full", overrides=overrides)
-    k = 10 if args.dataset == "cifar10" else 100
-    g = torch.Generator().manual_seed(0)
-    images = torch.randint(0, 256, (args.n, 3, 32, 32), dtype=torch.uint8, generator=g)
-    labels = torch.randint(0, k, (args.n,), generator=g)
-    mean, std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-    train = DeviceData(images, labels, mean, std, device)
-    test = DeviceData(images[:10000], labels[:10000], mean, std, device)
-
-    run = Run(cfg, train, test, clean_labels=labels, num_classes=k, device=device, quiet=True)
+    train_set = synthetic(args.dataset, args.n, seed=0)
+    test_set = synthetic(args.dataset, min(args.n, 10000), seed=1, split="test")
+    noisy = noise.clean(train_set.labels.numpy(), train_set.num_classes)
+    run = make_run(cfg, train_set, test_set, noisy, device=device)
     starts, ends = [], []  # training time of an epoch: from the end of the last evaluation
     original_end = run.end_epoch
 

@@ -1,9 +1,9 @@
 """lnl_core: learning with noisy labels, five recent methods on one tested substrate.
 
 Modules: ``data`` (data sets, subsets, resident data), ``augment`` (batched augmentation),
-``noise`` (label-noise generators), ``models``, ``losses``, ``engine`` (what every trainer
-shares), ``trainers`` (the ``METHODS`` registry), ``experiment`` (one run end to end),
-``cli`` (the ``lnl`` command).
+``noise`` (label-noise generators), ``models``, ``losses``, ``cleaners`` (sample selection),
+``engine`` (what every trainer shares), ``trainers`` (the ``METHODS`` registry),
+``experiment`` (one run end to end), ``cli`` (the ``lnl`` command).
 """
 
 __version__ = "0.1.0"

@@ -109,6 +109,12 @@ def cmd_run(args: argparse.Namespace) -> None:
         f"  last-epoch test acc {s['final_test_acc']:.2f}%  mean of last 10 {s['mean_last10_test_acc']:.2f}%  "
         f"(test-set peak {s['best_test_acc']:.2f}%)  {s['wall_time_s']:.1f} s on {s['device']}"
     )
+    if METHODS[args.method].selects_samples and s["history"] and "selection_auc" in s["history"][-1]:
+        last = s["history"][-1]
+        print(
+            f"  selection at the last epoch: AUC {last['selection_auc']:.3f}, precision {last['precision']:.3f}, "
+            f"recall {last['recall']:.3f}, F1 {last['f1']:.3f}, labelled {100 * last['labeled_fraction']:.1f}%"
+        )
     if args.out:
         print(f"  wrote {Path(args.out) / 'result.json'}")
 

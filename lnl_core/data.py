@@ -238,6 +238,21 @@ def cifar100(split: str = "train", *, root=None, download: bool = False) -> Data
     )  # fmt: skip
 
 
+def synthetic(name: str, n: int, *, seed: int = 0, split: str = "train") -> Dataset:
+    """Random uint8 images and labels shaped like data set ``name``: for timing and smoke
+    tests of the full-profile pipeline without downloading anything."""
+    shapes = {"fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32), "cifar100": (3, 32, 32)}
+    if name not in shapes:
+        raise LNLError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    k = 100 if name == "cifar100" else 10
+    g = torch.Generator().manual_seed(seed)
+    images = torch.randint(0, 256, (n, *shapes[name]), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, k, (n,), generator=g)
+    classes = tuple(f"class{i}" for i in range(k))
+    mean, std = _STATS[name]
+    return Dataset(name, split, images, labels, classes, mean, std)
+
+
 # --------------------------------------------------------------------------- subsets
 
 
