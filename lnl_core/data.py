@@ -227,7 +227,12 @@ def cifar10(split: str = "train", *, root=None, download: bool = False) -> Datas
 
 def cifar100(split: str = "train", *, root=None, download: bool = False) -> Dataset:
     """CIFAR-100 via torchvision, with its 20 superclasses in ``coarse_labels``."""
+    from .noise import cifar100_coarse_of_fine
+
     d, meta = _cifar("cifar100", split, root, download)
+    # the superclass table used by asymmetric noise must match the data set's own
+    if not np.array_equal(cifar100_coarse_of_fine()[d["fine_labels"]], d["coarse_labels"]):
+        raise LNLError("CIFAR-100 coarse labels disagree with lnl_core's superclass table")
     images = torch.from_numpy(d["data"].reshape(-1, 3, 32, 32).copy())
     mean, std = _STATS["cifar100"]
     return Dataset(
