@@ -87,6 +87,15 @@ def _m_step(x, groups, resp, n_groups, reg_covar):
     return nk / counts.clamp_min(1), means, cov
 
 
+def _group_range(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-group, per-column minimum and maximum of x (N, D): two (G, D) tensors."""
+    big = torch.finfo(x.dtype).max
+    idx = groups[:, None].expand_as(x)
+    lo = torch.full((n_groups, x.shape[1]), big, dtype=x.dtype, device=x.device)
+    hi = torch.full((n_groups, x.shape[1]), -big, dtype=x.dtype, device=x.device)
+    return lo.scatter_reduce(0, idx, x, reduce="amin"), hi.scatter_reduce(0, idx, x, reduce="amax")
+
+
 def _kmeans_resp(x, groups, n_groups, c, n_iter=10):
     """Hard responsibilities (N, C) from batched k-means in every group.
 
@@ -176,12 +185,7 @@ def fit_gmm(
 
 def _min_max(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Min-max normalise each column within each group; also return which groups are constant."""
-    big = torch.finfo(x.dtype).max
-    lo = torch.full((n_groups, x.shape[1]), big, dtype=x.dtype, device=x.device)
-    hi = torch.full((n_groups, x.shape[1]), -big, dtype=x.dtype, device=x.device)
-    idx = groups[:, None].expand_as(x)
-    lo = lo.scatter_reduce(0, idx, x, reduce="amin")
-    hi = hi.scatter_reduce(0, idx, x, reduce="amax")
+    lo, hi = _group_range(x, groups, n_groups)
     span = hi - lo
     constant = (span <= 0).all(1)  # (G,)
     return (x - lo[groups]) / span.clamp_min(torch.finfo(x.dtype).tiny)[groups], constant
