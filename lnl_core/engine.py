@@ -268,10 +268,18 @@ class Run:
         self._tracked: dict[str, Any] = {}
 
     # ---- building blocks
-    def model(self, *, proj_dim: int | None = None) -> Network:
+    def model(
+        self, *, proj_dim: int | None = None, head: str = "linear", head_options: dict | None = None
+    ) -> Network:
         c, h = self.train.images.shape[1], self.train.images.shape[2]
         net = build_model(
-            self.config.model, num_classes=self.num_classes, in_channels=c, image_size=h, proj_dim=proj_dim
+            self.config.model,
+            num_classes=self.num_classes,
+            in_channels=c,
+            image_size=h,
+            proj_dim=proj_dim,
+            head=head,
+            head_options=head_options,
         ).to(self.device)
         if self.device.type == "cuda" and self.config.channels_last:
             net = net.to(memory_format=torch.channels_last)
@@ -281,9 +289,11 @@ class Run:
         return make_optimizer(params, self.config, self.device)
 
     def set_lr(self, optimizer: torch.optim.Optimizer, epoch: int, *, scale: float = 1.0) -> float:
+        """Set the epoch's learning rate; a parameter group with an ``lr_scale`` entry gets
+        that multiple of it. Returns the base learning rate."""
         lr = lr_at(epoch, self.config) * scale
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
         return lr
 
     def batches(self, n: int | None = None, batch_size: int | None = None) -> Iterator[torch.Tensor]:

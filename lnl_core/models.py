@@ -16,7 +16,8 @@ from torch import nn
 
 from .errors import LNLError
 
-MODELS = ("small_cnn", "preact_resnet18")
+MODELS = ("small_cnn", "preact_resnet18", "cnn8", "resnet44")
+HEADS = ("linear", "distance")
 
 
 class NetOutput(NamedTuple):
@@ -25,15 +26,57 @@ class NetOutput(NamedTuple):
     embeddings: torch.Tensor | None  # (B, P), unit L2 norm, or None
 
 
-class Network(nn.Module):
-    """Backbone + linear classifier + optional projection head."""
+class DistanceClassifier(nn.Module):
+    """PEMM's distance-based head (Wang et al., Eq. (6)-(7)): learnable class centres C (K, D);
+    the score of class k is d_k = exp(-||z - c_k||^2 / sigma^2) and p(k | x) = d_k / sum_j d_j.
 
-    def __init__(self, backbone: nn.Module, feature_dim: int, num_classes: int, proj_dim: int | None):
+    ``forward`` returns the logits log d_k = -||z - c_k||^2 / sigma^2, so that softmax gives
+    Eq. (7) and every loss that takes logits (CE, RCE, SCE of Eq. (9)) consumes it unchanged.
+    With ``normalize`` (the paper's setting) the features z are L2-normalised first.
+    """
+
+    def __init__(self, feature_dim: int, num_classes: int, *, sigma: float = 1.0, normalize: bool = True):
+        super().__init__()
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        self.sigma = float(sigma)
+        self.normalize = normalize
+        bound = feature_dim**-0.5  # the scale of nn.Linear's default init
+        self.centers = nn.Parameter(torch.empty(num_classes, feature_dim).uniform_(-bound, bound))  # (K, D)
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """The z of Eq. (6): features, L2-normalised when ``normalize``. (B, D) float32."""
+        z = features.float()
+        return F.normalize(z, dim=1) if self.normalize else z
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        z = self.embed(features)  # (B, D)
+        c = self.centers.float()  # (K, D)
+        sq = (z * z).sum(1, keepdim=True) + (c * c).sum(1) - 2.0 * z @ c.T  # (B, K) ||z - c_k||^2
+        return -sq.clamp_min(0.0) / self.sigma**2  # log d_{n,k}, Eq. (6)
+
+    def probs(self, features: torch.Tensor) -> torch.Tensor:
+        """p(k | x) of Eq. (7), (B, K)."""
+        return F.softmax(self(features), dim=1)
+
+
+class Network(nn.Module):
+    """Backbone + classifier head (linear, or PEMM's :class:`DistanceClassifier`) + optional
+    projection head."""
+
+    def __init__(
+        self,
+        backbone: nn.Module,
+        feature_dim: int,
+        num_classes: int,
+        proj_dim: int | None,
+        classifier: nn.Module | None = None,
+    ):
         super().__init__()
         self.backbone = backbone
         self.feature_dim = feature_dim
         self.num_classes = num_classes
-        self.classifier = nn.Linear(feature_dim, num_classes)
+        self.classifier = classifier if classifier is not None else nn.Linear(feature_dim, num_classes)
         self.projector = None
         if proj_dim:
             self.projector = nn.Sequential(
@@ -121,15 +164,111 @@ class PreActResNet18(nn.Module):
         return F.avg_pool2d(out, 4).flatten(1)
 
 
+# --------------------------------------------------------------------------- PEMM's backbones
+
+
+def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+
+class CNN8(nn.Module):
+    """The 8-layer CNN of Wang et al. (2019)'s CIFAR-10 experiments, which PEMM uses: three
+    blocks of two conv3x3-BN-ReLU (64, 128, 196 channels) each followed by a 2x2 max-pool, then
+    FC-BN-ReLU to 256 features; the eighth layer is the classifier head."""
+
+    def __init__(self, in_channels: int = 3, image_size: int = 32, hidden: int = 256):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for c_in, c_out in ((in_channels, 64), (64, 128), (128, 196)):
+            layers += _conv_bn_relu(c_in, c_out) + _conv_bn_relu(c_out, c_out) + [nn.MaxPool2d(2)]
+        self.conv = nn.Sequential(*layers)
+        side = image_size // 8
+        self.fc = nn.Sequential(
+            nn.Flatten(), nn.Linear(196 * side * side, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x))
+
+
+class _BasicBlock(nn.Module):
+    """conv3x3-BN-ReLU-conv3x3-BN + shortcut, ReLU. A shape change takes He et al.'s option A
+    shortcut for CIFAR: subsample by 2 and zero-pad the new channels (no parameters)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = planes - in_planes
+        self.stride = stride
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        skip = x[:, :, :: self.stride, :: self.stride] if self.stride > 1 else x
+        if self.pad:
+            skip = F.pad(skip, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))
+        return F.relu(out + skip)
+
+
+class CifarResNet(nn.Module):
+    """He et al. (2016)'s CIFAR ResNet-(6n+2): a 3x3 stem with 16 channels, three stages of n
+    basic blocks (16, 32, 64 channels; strides 1, 2, 2), global average pool -> 64 features.
+    n = 7 is ResNet-44 (PEMM's CIFAR-100 network), 0.66M parameters with a linear head."""
+
+    def __init__(self, n: int = 7, in_channels: int = 3):
+        super().__init__()
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()
+        )
+        blocks, in_planes = [], 16
+        for planes, stride in ((16, 1), (32, 2), (64, 2)):
+            for i in range(n):
+                blocks.append(_BasicBlock(in_planes, planes, stride if i == 0 else 1))
+                in_planes = planes
+        self.layers = nn.Sequential(*blocks)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.adaptive_avg_pool2d(self.layers(self.stem(x)), 1).flatten(1)
+
+
 def build_model(
-    name: str, *, num_classes: int, in_channels: int, image_size: int, proj_dim: int | None = None
+    name: str,
+    *,
+    num_classes: int,
+    in_channels: int,
+    image_size: int,
+    proj_dim: int | None = None,
+    head: str = "linear",
+    head_options: dict | None = None,
 ) -> Network:
-    """A :class:`Network` by name: ``small_cnn`` or ``preact_resnet18``."""
+    """A :class:`Network` by name (one of ``MODELS``) with a ``linear`` or ``distance`` head
+    (``head_options`` go to :class:`DistanceClassifier`: ``sigma``, ``normalize``)."""
     if name == "small_cnn":
-        backbone = SmallCNN(in_channels, image_size)
-        return Network(backbone, 256, num_classes, proj_dim)
-    if name == "preact_resnet18":
+        backbone, dim = SmallCNN(in_channels, image_size), 256
+    elif name == "preact_resnet18":
         if image_size != 32:
             raise LNLError(f"preact_resnet18 expects 32x32 images, got {image_size}x{image_size}")
-        return Network(PreActResNet18(in_channels), 512, num_classes, proj_dim)
-    raise LNLError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+        backbone, dim = PreActResNet18(in_channels), 512
+    elif name == "cnn8":
+        if image_size % 8:
+            raise LNLError(f"cnn8 needs an image side divisible by 8, got {image_size}")
+        backbone, dim = CNN8(in_channels, image_size), 256
+    elif name == "resnet44":
+        backbone, dim = CifarResNet(7, in_channels), 64
+    else:
+        raise LNLError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if head == "linear":
+        if head_options:
+            raise LNLError(f"the linear head takes no options, got {sorted(head_options)}")
+        classifier = None
+    elif head == "distance":
+        classifier = DistanceClassifier(dim, num_classes, **(head_options or {}))
+    else:
+        raise LNLError(f"unknown head {head!r}; choose one of {', '.join(HEADS)}")
+    return Network(backbone, dim, num_classes, proj_dim, classifier)

@@ -28,7 +28,9 @@ from .. import losses
 from ..cleaners import gmm_clean_probability, selection_metrics
 from ..config import hp_field
 from ..engine import Run
+from ..models import HEADS
 from . import Method, TrainOutput, register
+from .pemm import pe_penalty
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,15 @@ class DivideMixHParams:
     entropy_penalty: bool = hp_field(False, "negative-entropy penalty in warm-up (asymmetric noise)")
     warmup_batch_factor: int = hp_field(2, "warm-up batch = factor x batch size (reference code)")
     class_aware: bool = hp_field(False, "one GMM per given class instead of one for all samples")
+    head: str = hp_field("linear", "classifier head: linear, or PEMM's distance head (Eq. (6)-(7))")
+    pe_lambda: float = hp_field(0.0, "weight of PEMM's potential-energy term on the centres (head=distance)")
+    pe_beta: float = hp_field(0.3, "PEMM Eq. (12): distance shift of the potential-energy term")
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
+        if self.pe_lambda > 0 and self.head != "distance":
+            raise ValueError("pe_lambda > 0 needs head='distance' (the PE acts on class centres)")
 
 
 Cleaner = Callable[[dict, Run, DivideMixHParams], torch.Tensor]
@@ -97,6 +108,8 @@ def _warmup_epoch(run: Run, net, opt, hp: DivideMixHParams) -> torch.Tensor:
         loss = losses.ce(logits, run.labels[idx])
         if hp.entropy_penalty:
             loss = loss + neg_entropy(logits)
+        if hp.pe_lambda > 0:
+            loss = loss + hp.pe_lambda * pe_penalty(net, beta=hp.pe_beta)
         run.step(loss, opt)
         total += loss.detach() * idx.numel()
     return total / len(run.train)
@@ -148,6 +161,8 @@ def _mixmatch_epoch(run: Run, net, peer, opt, prob: torch.Tensor, epoch: int, hp
         lx, lu, penalty = mixmatch_losses(logits, mixed_target, 2 * ix.numel())
         ramp = np.clip((epoch + it / num_iter - hp.warmup_epochs) / hp.rampup_epochs, 0.0, 1.0)
         loss = lx + hp.lambda_u * float(ramp) * lu + penalty
+        if hp.pe_lambda > 0:
+            loss = loss + hp.pe_lambda * pe_penalty(net, beta=hp.pe_beta)  # PEMM "out of box"
         run.step(loss, opt)
         sums += torch.stack([lx.detach(), lu.detach()])
     lx_mean, lu_mean = (sums / (it + 1)).tolist()
@@ -156,7 +171,7 @@ def _mixmatch_epoch(run: Run, net, peer, opt, prob: torch.Tensor, epoch: int, hp
 
 def train_dividemix(run: Run, hp: DivideMixHParams, *, cleaner: Cleaner = gmm_cleaner) -> TrainOutput:
     """Algorithm 1 of Li et al. (2020) with a replaceable cleaner."""
-    nets = [run.model(), run.model()]
+    nets = [run.model(head=hp.head), run.model(head=hp.head)]
     opts = [run.optimizer(n.parameters()) for n in nets]
     n = len(run.train)
     state = {

@@ -24,6 +24,7 @@ PAGES = {
     "intro": "book/preface.html",
     "chapter1": "notebooks/01_noisy_labels.html",
     "chapter2": "notebooks/02_dividemix.html",
+    "chapter3": "notebooks/03_pemm.html",
 }
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
