@@ -113,3 +113,123 @@ def pe_regularizer(
     points = torch.cat([c.new_zeros(1, c.shape[1]), c])  # (K + 1, D), c_0 = 0 first
     dist = torch.pdist(points)  # (K (K + 1) / 2,) the pairs i < j
     return potential_energy(dist + beta, u=u, v=v, xi=xi).sum()  # Eq. (11)
+
+
+# --------------------------------------------------------------------------- PMNAR (bibliography key pmnar)
+#
+# Negative learning on complementary labels (the classes a sample is said *not* to belong
+# to), the positive-and-multi-negative loss that adds it to CE, the adaptive reweighting
+# of Eq. (4) and the consistency term of Eq. (9). Every log(1 - p_k) is computed as
+# logsumexp over the other classes minus logsumexp over all classes: exact, and finite for
+# finite logits even where p_k rounds to 1 in float32 (where log1p(-p_k) would be -inf).
+
+
+def _log_one_minus_softmax(logits: torch.Tensor) -> torch.Tensor:
+    """(B, K) log(1 - p_k) = log sum_{j != k} e^{z_j} - log sum_j e^{z_j}, in float32.
+
+    Builds a (B, K, K) intermediate (row k drops class k): 5 MB for B = 128, K = 100.
+    With K = 1 there is no other class and every entry is -inf.
+    """
+    z = logits.float()
+    k = z.shape[1]
+    if k == 1:
+        return torch.full_like(z, float("-inf"))
+    drop_self = torch.zeros(k, k, device=z.device).fill_diagonal_(float("-inf"))  # (K, K)
+    others = torch.logsumexp(z[:, None, :] + drop_self, dim=2)  # (B, K)
+    return others - torch.logsumexp(z, dim=1, keepdim=True)
+
+
+def random_complementary(
+    labels: torch.Tensor,
+    num_classes: int,
+    generator: torch.Generator | None = None,
+    *,
+    allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One complementary label per sample, uniform over the classes other than its label.
+
+    labels: (B,) int. Drawn afresh at every call (NL draws one per sample per iteration),
+    on ``labels``' device, with ``generator`` (which must live on that device).
+    ``allowed`` (B, K) bool restricts the draw to a (pruned) complementary set: uniform over
+    the allowed classes other than the label. A row with no such class gets its own label
+    back, so the caller must mask those rows out (``allowed.any(1)``).
+    """
+    if num_classes < 2:
+        raise ValueError(f"a complementary label needs at least 2 classes, got {num_classes}")
+    if allowed is None:
+        # label + an offset uniform in 1..K-1, modulo K: uniform over the K-1 other classes
+        offset = torch.randint(1, num_classes, labels.shape, generator=generator, device=labels.device)
+        return (labels + offset) % num_classes
+    if allowed.shape != (labels.shape[0], num_classes):
+        raise ValueError(
+            f"allowed must be (B, K) = ({labels.shape[0]}, {num_classes}), got {tuple(allowed.shape)}"
+        )
+    allowed = allowed & ~F.one_hot(labels, num_classes).bool()  # (B, K)
+    scores = torch.rand(allowed.shape, generator=generator, device=labels.device)  # (B, K)
+    drawn = scores.masked_fill(~allowed, -1.0).argmax(1)  # argmax of iid uniforms: uniform
+    return torch.where(allowed.any(1), drawn, labels)
+
+
+def nl_loss(logits: torch.Tensor, complementary: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Negative learning (Kim et al. 2019; PMNAR Eq. (5)): -log(1 - p_cbar) for one
+    complementary label ``complementary`` (B,) per sample; needs K >= 2.
+
+    Computed stably as logsumexp(z) - logsumexp(z without class cbar): finite when p_cbar -> 1.
+    """
+    z = logits.float()
+    if z.shape[1] < 2:
+        raise ValueError("nl_loss needs at least 2 classes (a complementary label)")
+    others = z.scatter(1, complementary[:, None], float("-inf")).logsumexp(1)  # (B,)
+    return _reduce(torch.logsumexp(z, dim=1) - others, reduction)  # Eq. (5)
+
+
+def ml_loss(logits: torch.Tensor, complementary_mask: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Multi-negative learning (PMNAR Eq. (6)): -sum over the complementary set of
+    log(1 - p_k). ``complementary_mask`` (B, K) bool marks each sample's set (in Eq. (6) all
+    classes but the given label; PMNAR prunes it during training). An empty set gives 0."""
+    if complementary_mask.shape != logits.shape:
+        raise ValueError(
+            f"complementary_mask must have the logits' shape {tuple(logits.shape)}, got {tuple(complementary_mask.shape)}"
+        )
+    log_rest = _log_one_minus_softmax(logits)  # (B, K)
+    return _reduce(-torch.where(complementary_mask, log_rest, 0.0).sum(1), reduction)  # Eq. (6)
+
+
+def pm_loss(
+    logits: torch.Tensor, labels: torch.Tensor, complementary_mask: torch.Tensor, reduction: str = "mean"
+) -> torch.Tensor:
+    """Positive and multi-negative learning (PMNAR Eq. (7)): CE on the given label plus
+    :func:`ml_loss` on its complementary set (which should not contain the label)."""
+    values = ce(logits, labels, "none") + ml_loss(logits, complementary_mask, "none")  # Eq. (7)
+    return _reduce(values, reduction)
+
+
+def ar_weights(label_probs: torch.Tensor) -> torch.Tensor:
+    """Adaptive reweighting (PMNAR Eq. (4)): w = f_y(x) - f_min, with f_min = min over the
+    whole training set of f_y(x).
+
+    ``label_probs`` (N,) holds f_y(x) (softmax probability of the given label) for *every*
+    training sample: the PMNAR trainer gets it once per epoch after warm-up from an
+    eval-mode, un-augmented float32 pass over the training set, and with two networks
+    weights each network by its peer's probabilities (Eq. (8)). Returns (N,) float32 in
+    [0, 1]: the least confident sample gets 0; 1 only if f_y reaches exactly 1 while f_min
+    is exactly 0.
+
+    If every f_y is equal (f_max == f_min, e.g. a network with uniform output) the weights
+    carry no information and would all be 0, stopping learning: we return all ones
+    instead, the unweighted loss of warm-up. Decided on the device, without a host sync.
+    """
+    if label_probs.dim() != 1 or label_probs.numel() == 0:
+        raise ValueError(f"label_probs must be a non-empty (N,) tensor, got shape {tuple(label_probs.shape)}")
+    p = label_probs.float()
+    f_min, f_max = p.min(), p.max()
+    return torch.where(f_max > f_min, p - f_min, torch.ones_like(p))  # Eq. (4)
+
+
+def consistency_kl(target_probs: torch.Tensor, logits: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """KL(target || softmax(logits)) per sample (PMNAR Eq. (9)): the target is the ensemble
+    prediction on x, the logits are a network's output on Aug(x). target_probs (B, K) is
+    used as given: detach it when it must not receive gradients. 0 log 0 is taken as 0."""
+    t = target_probs.float()
+    log_q = F.log_softmax(logits.float(), dim=1)  # (B, K)
+    return _reduce((torch.xlogy(t, t) - t * log_q).sum(1), reduction)  # Eq. (9)

@@ -25,6 +25,7 @@ PAGES = {
     "chapter1": "notebooks/01_noisy_labels.html",
     "chapter2": "notebooks/02_dividemix.html",
     "chapter3": "notebooks/03_pemm.html",
+    "chapter4": "notebooks/04_pmnar.html",
 }
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
