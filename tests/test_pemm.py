@@ -235,7 +235,7 @@ def test_ablations_and_the_out_of_box_option_run(tmp_path):
         assert np.isfinite(res.history[-1]["train_loss"])
     res = run_experiment(
         "dividemix",
-        overrides=_tiny(epochs=2, warmup_epochs=1, head="distance", pe_lambda=1.0),
+        overrides=_tiny(epochs=2, warmup_epochs=1, head="distance", pe_lambda=1.0, center_lr_scale=0.1),
         quiet=True,
         out=tmp_path / "dm",
     )

@@ -48,6 +48,7 @@ class DivideMixHParams:
     head: str = hp_field("linear", "classifier head: linear, or PEMM's distance head (Eq. (6)-(7))")
     pe_lambda: float = hp_field(0.0, "weight of PEMM's potential-energy term on the centres (head=distance)")
     pe_beta: float = hp_field(0.3, "PEMM Eq. (12): distance shift of the potential-energy term")
+    center_lr_scale: float = hp_field(1.0, "distance head: centres' learning rate / the run's (PEMM chapter)")
 
     def __post_init__(self) -> None:
         if self.head not in HEADS:
@@ -169,10 +170,18 @@ def _mixmatch_epoch(run: Run, net, peer, opt, prob: torch.Tensor, epoch: int, hp
     return {"lx": lx_mean, "lu": lu_mean}
 
 
+def _param_groups(net, hp: DivideMixHParams) -> list[dict]:
+    """One group, or two with the distance head: its centres at ``center_lr_scale`` x the rate."""
+    if hp.head != "distance":
+        return [{"params": list(net.parameters())}]
+    others = [p for name, p in net.named_parameters() if name != "classifier.centers"]
+    return [{"params": others}, {"params": [net.classifier.centers], "lr_scale": hp.center_lr_scale}]
+
+
 def train_dividemix(run: Run, hp: DivideMixHParams, *, cleaner: Cleaner = gmm_cleaner) -> TrainOutput:
     """Algorithm 1 of Li et al. (2020) with a replaceable cleaner."""
     nets = [run.model(head=hp.head), run.model(head=hp.head)]
-    opts = [run.optimizer(n.parameters()) for n in nets]
+    opts = [run.optimizer(_param_groups(net, hp)) for net in nets]
     n = len(run.train)
     state = {
         "loss_history": torch.zeros(2, max(hp.loss_average, 1), n, device=run.device),  # normalised losses
