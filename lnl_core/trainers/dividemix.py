@@ -30,7 +30,7 @@ from ..config import hp_field
 from ..engine import Run
 from ..models import HEADS
 from . import Method, TrainOutput, register
-from .pemm import pe_penalty
+from .pemm import center_param_groups, pe_penalty
 
 
 @dataclass(frozen=True)
@@ -170,18 +170,15 @@ def _mixmatch_epoch(run: Run, net, peer, opt, prob: torch.Tensor, epoch: int, hp
     return {"lx": lx_mean, "lu": lu_mean}
 
 
-def _param_groups(net, hp: DivideMixHParams) -> list[dict]:
-    """One group, or two with the distance head: its centres at ``center_lr_scale`` x the rate."""
-    if hp.head != "distance":
-        return [{"params": list(net.parameters())}]
-    others = [p for name, p in net.named_parameters() if name != "classifier.centers"]
-    return [{"params": others}, {"params": [net.classifier.centers], "lr_scale": hp.center_lr_scale}]
-
-
 def train_dividemix(run: Run, hp: DivideMixHParams, *, cleaner: Cleaner = gmm_cleaner) -> TrainOutput:
     """Algorithm 1 of Li et al. (2020) with a replaceable cleaner."""
     nets = [run.model(head=hp.head), run.model(head=hp.head)]
-    opts = [run.optimizer(_param_groups(net, hp)) for net in nets]
+    opts = [
+        run.optimizer(
+            center_param_groups(net, hp.center_lr_scale) if hp.head == "distance" else net.parameters()
+        )
+        for net in nets
+    ]
     n = len(run.train)
     state = {
         "loss_history": torch.zeros(2, max(hp.loss_average, 1), n, device=run.device),  # normalised losses

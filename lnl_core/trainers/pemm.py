@@ -71,6 +71,13 @@ def pe_penalty(net, *, beta: float = 0.3, u: int = 3, v: int = 2, xi: float = 2.
     return losses.pe_regularizer(head.centers, beta=beta, u=u, v=v, xi=xi)
 
 
+def center_param_groups(net, center_lr_scale: float) -> list[dict]:
+    """Optimiser parameter groups: everything else, and the distance head's centres at
+    ``center_lr_scale`` times the learning rate (``Run.set_lr`` applies ``lr_scale``)."""
+    others = [p for name, p in net.named_parameters() if name != "classifier.centers"]
+    return [{"params": others}, {"params": [net.classifier.centers], "lr_scale": center_lr_scale}]
+
+
 def reconstruction(head: DistanceClassifier, features: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
     """The public code's reconstruction term: mean squared error between z and the
     probability-weighted centre sum_k p_k c_k. Not in the paper's Eq. (13)."""
@@ -92,8 +99,7 @@ def train_pemm(run: Run, hp: PEMMHParams) -> TrainOutput:
     """Algorithm 1 of the paper: one network with a distance head, Eq. (13) per mini-batch."""
     net = run.model(head="distance", head_options={"sigma": hp.sigma, "normalize": hp.normalize})
     head = net.classifier
-    others = [p for name, p in net.named_parameters() if name != "classifier.centers"]
-    opt = run.optimizer([{"params": others}, {"params": [head.centers], "lr_scale": hp.center_lr_scale}])
+    opt = run.optimizer(center_param_groups(net, hp.center_lr_scale))
     for epoch in run.epochs({"net": net}, {"opt": opt}):
         run.set_lr(opt, epoch)
         net.train()
