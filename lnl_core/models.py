@@ -16,7 +16,7 @@ from torch import nn
 
 from .errors import LNLError
 
-MODELS = ("small_cnn", "preact_resnet18", "cnn8", "resnet44")
+MODELS = ("small_cnn", "preact_resnet18", "preact_resnet18_he", "cnn8", "resnet44")
 HEADS = ("linear", "distance")
 
 
@@ -126,9 +126,14 @@ class SmallCNN(nn.Module):
 
 
 class PreActBlock(nn.Module):
-    """BN-ReLU-conv3x3-BN-ReLU-conv3x3; the 1x1 shortcut sees the pre-activated input."""
+    """BN-ReLU-conv3x3-BN-ReLU-conv3x3 with the DivideMix code's skip: the pre-activated input
+    a = relu(bn1(x)) goes through the shortcut, which is a 1x1 convolution when the shape
+    changes and the identity otherwise, so an identity block returns conv(...) + a, not + x.
 
-    def __init__(self, in_planes: int, planes: int, stride: int = 1):
+    ``identity_skip=True`` gives He et al. (2016b)'s block instead, whose identity skip
+    carries x itself (the 1x1 shortcut still sees a)."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int = 1, *, identity_skip: bool = False):
         super().__init__()
         self.bn1 = nn.BatchNorm2d(in_planes)
         self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
@@ -137,30 +142,46 @@ class PreActBlock(nn.Module):
         self.shortcut = None
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Conv2d(in_planes, planes, 1, stride, bias=False)
+        self.identity_skip = identity_skip
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(x))
-        skip = self.shortcut(out) if self.shortcut is not None else x
-        out = self.conv1(out)
-        out = self.conv2(F.relu(self.bn2(out)))
+        a = F.relu(self.bn1(x))
+        if self.shortcut is not None:
+            skip = self.shortcut(a)
+        else:
+            skip = x if self.identity_skip else a
+        out = self.conv2(F.relu(self.bn2(self.conv1(a))))
         return out + skip
 
 
 class PreActResNet18(nn.Module):
-    """PreAct ResNet-18 backbone of the DivideMix code (He et al. 2016b): 3x3 stem without
-    BN, four stages of two blocks, no final BN-ReLU, 4x4 average pool -> 512 features."""
+    """PreAct ResNet-18 backbone exactly as in the DivideMix code (``PreResNet.py``), which the
+    papers built on DivideMix all use: 3x3 stem convolution followed by BN and ReLU, four
+    stages of two :class:`PreActBlock` (64, 128, 256, 512 channels; strides 1, 2, 2, 2), no
+    final BN-ReLU, 4x4 average pool -> 512 features. 11,171,274 parameters with a linear
+    head for K = 10.
 
-    def __init__(self, in_channels: int = 3):
+    ``he_variant=True`` is the He et al. (2016b) form: no stem BN and identity skips that
+    carry the block's input (11,171,146 parameters for K = 10); the name
+    ``preact_resnet18_he`` builds it.
+    """
+
+    def __init__(self, in_channels: int = 3, *, he_variant: bool = False):
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
+        self.bn1 = None if he_variant else nn.BatchNorm2d(64)
         stages, in_planes = [], 64
         for planes, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
-            stages += [PreActBlock(in_planes, planes, stride), PreActBlock(planes, planes, 1)]
-            in_planes = planes
+            for s in (stride, 1):
+                stages.append(PreActBlock(in_planes, planes, s, identity_skip=he_variant))
+                in_planes = planes
         self.layers = nn.Sequential(*stages)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.layers(self.conv1(x))
+        out = self.conv1(x)
+        if self.bn1 is not None:
+            out = F.relu(self.bn1(out))
+        out = self.layers(out)
         return F.avg_pool2d(out, 4).flatten(1)
 
 
@@ -251,10 +272,10 @@ def build_model(
     (``head_options`` go to :class:`DistanceClassifier`: ``sigma``, ``normalize``)."""
     if name == "small_cnn":
         backbone, dim = SmallCNN(in_channels, image_size), 256
-    elif name == "preact_resnet18":
+    elif name in ("preact_resnet18", "preact_resnet18_he"):
         if image_size != 32:
-            raise LNLError(f"preact_resnet18 expects 32x32 images, got {image_size}x{image_size}")
-        backbone, dim = PreActResNet18(in_channels), 512
+            raise LNLError(f"{name} expects 32x32 images, got {image_size}x{image_size}")
+        backbone, dim = PreActResNet18(in_channels, he_variant=name.endswith("_he")), 512
     elif name == "cnn8":
         if image_size % 8:
             raise LNLError(f"cnn8 needs an image side divisible by 8, got {image_size}")
