@@ -111,3 +111,89 @@ def test_rand_augment_rejects_float():
 def test_unknown_augmentation():
     with pytest.raises(ValueError, match="unknown augmentation"):
         augment.augment(_batch(), "cutout")
+
+
+# --------------------------------------------------------------------------- AutoAugment
+
+
+def _tv_name(name):
+    return {"autocontrast": "AutoContrast"}.get(name, "".join(p.capitalize() for p in name.split("_")))
+
+
+def test_auto_augment_policy_is_torchvisions_cifar10_policy():
+    from torchvision.transforms.v2 import AutoAugment, AutoAugmentPolicy
+
+    tv = AutoAugment(AutoAugmentPolicy.CIFAR10)._policies
+    ours = [tuple((_tv_name(n), p, m) for n, p, m in sub) for sub in augment.AUTO_AUGMENT_CIFAR10]
+    assert ours == [tuple(sub) for sub in tv]
+
+
+def _tv_apply(x, name, magnitude_bin, sign):
+    """torchvision's AutoAugment operation (the independent reference) at a magnitude bin of 10."""
+    from torchvision.transforms.v2 import AutoAugment, InterpolationMode
+
+    ref = AutoAugment()
+    fn, signed = ref._AUGMENTATION_SPACE[_tv_name(name)]
+    bins = fn(10, x.shape[-2], x.shape[-1])
+    magnitude = float(bins[magnitude_bin]) * (sign if signed else 1.0) if bins is not None else 0.0
+    return ref._apply_image_or_video_transform(
+        x, _tv_name(name), magnitude, interpolation=InterpolationMode.NEAREST, fill={torch.Tensor: None}
+    )
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_auto_augment_ops_match_torchvision(sign):
+    """Every (operation, magnitude) that the CIFAR-10 policy uses, for both signs where the
+    operation is signed, equals torchvision's operation on a batch of random images."""
+    x = _batch(b=6, c=3, h=20, w=24)
+    steps = {(n, m) for sub in augment.AUTO_AUGMENT_CIFAR10 for n, _, m in sub}
+    assert len(steps) > 20
+    for name, m in sorted(steps, key=str):
+        signed, fn = augment._operations(10, m or 0, 20, 24)[name]
+        from torchvision.transforms.v2 import AutoAugment
+
+        assert signed == AutoAugment._AUGMENTATION_SPACE[_tv_name(name)][1], name
+        assert torch.equal(fn(x, sign), _tv_apply(x, name, m or 0, sign)), (name, m, sign)
+
+
+def test_auto_augment_plan_follows_the_policy_probabilities():
+    b = 40000
+    policy, applied, negated = augment.auto_augment_plan(b, generator=torch.Generator().manual_seed(0))
+    counts = torch.bincount(policy, minlength=25).float()
+    assert counts.min() > 0.85 * b / 25 and counts.max() < 1.15 * b / 25  # uniform over 25 sub-policies
+    for k, sub in enumerate(augment.AUTO_AUGMENT_CIFAR10):
+        members = policy == k
+        for step, (_, p, _) in enumerate(sub):
+            rate = applied[step][members].float().mean().item()
+            assert abs(rate - p) < 0.05, (k, step, rate, p)
+    assert abs(negated.float().mean().item() - 0.5) < 0.01
+
+
+def test_auto_augment_batch_equals_a_per_sample_reference():
+    """The grouped batch transform gives, for every sample, torchvision's two operations of
+    that sample's sub-policy applied in order (with the plan's coin flips and signs)."""
+    x = _batch(b=300, c=3, h=16, w=16)
+    plan = augment.auto_augment_plan(300, generator=torch.Generator().manual_seed(5))
+    y = augment.auto_augment(x, plan=plan)
+    policy, applied, negated = plan
+    for i in range(300):
+        ref = x[i : i + 1]
+        for step, (name, _, m) in enumerate(augment.AUTO_AUGMENT_CIFAR10[int(policy[i])]):
+            if applied[step, i]:
+                ref = _tv_apply(ref, name, m or 0, -1.0 if negated[step, i] else 1.0)
+        assert torch.equal(y[i : i + 1], ref), i
+    assert (y != x).flatten(1).any(1).float().mean() > 0.5  # most samples change
+
+
+def test_auto_augment_kind_is_weak_then_autoaugment_and_reproducible():
+    x = _batch(b=32, c=3, h=32, w=32)
+    gens = lambda: dict(
+        generator=torch.Generator().manual_seed(3), cpu_generator=torch.Generator().manual_seed(4)
+    )  # noqa: E731
+    a, b = augment.augment(x, "autoaugment", **gens()), augment.augment(x, "autoaugment", **gens())
+    assert torch.equal(a, b) and a.dtype == torch.uint8 and a.shape == x.shape
+    g = gens()
+    expected = augment.auto_augment(augment.weak(x, generator=g["generator"]), generator=g["cpu_generator"])
+    assert torch.equal(a, expected)
+    with pytest.raises(ValueError, match="uint8"):
+        augment.auto_augment(torch.rand(2, 3, 8, 8))
