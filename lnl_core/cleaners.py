@@ -3,11 +3,13 @@
 A sample-selection step has two halves. A pass over the training set computes per-sample
 quantities (``engine.per_sample_pass``: losses, probabilities, features); a cleaner, a pure
 function here, turns them into ``clean_prob`` (N,), the probability that each given label is
-correct. Trainers take the cleaner as a replaceable piece.
+correct. The DivideMix trainer's extension point (``Extension.select``) is where a method
+replaces or refines the division.
 
 * :func:`fit_gmm`: a Gaussian mixture with full covariances fitted by EM in torch (float64
   on any device), step for step the algorithm of ``sklearn.mixture.GaussianMixture``; one
   call can fit many independent mixtures at once (``groups``).
+* :func:`normalize_losses`: min-max normalisation, globally or within each class.
 * :func:`gmm_clean_probability`: DivideMix's cleaner (min-max normalised losses, two
   components, clean = the component with the smaller mean), optionally one mixture per class.
 * :func:`selection_metrics`: how good a selection is, against the known clean labels.
@@ -191,6 +193,37 @@ def _min_max(x: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[torc
     return (x - lo[groups]) / span.clamp_min(torch.finfo(x.dtype).tiny)[groups], constant
 
 
+def _groups(class_labels, num_classes, n: int, device) -> tuple[torch.Tensor, int]:
+    """(N,) group index of every sample and the number of groups: one group, or one per class."""
+    if class_labels is None:
+        return torch.zeros(n, dtype=torch.long, device=device), 1
+    groups = torch.as_tensor(class_labels, device=device).long()
+    if groups.shape != (n,):
+        raise ValueError(f"class_labels must have shape ({n},), got {tuple(groups.shape)}")
+    n_groups = int(num_classes) if num_classes is not None else int(groups.max()) + 1
+    if groups.min() < 0 or groups.max() >= n_groups:
+        raise ValueError(f"class_labels must lie in [0, {n_groups})")
+    return groups, n_groups
+
+
+def normalize_losses(
+    losses: torch.Tensor, *, class_labels: torch.Tensor | None = None, num_classes: int | None = None
+) -> torch.Tensor:
+    """Min-max normalise per-sample losses to [0, 1]: (N,) or (N, D), each column separately.
+
+    With ``class_labels`` (N,) every class is normalised on its own (its smallest loss -> 0, its
+    largest -> 1), as a class-aware cleaner needs: one mixture per class then sees the whole
+    [0, 1] range whatever the class's typical loss. A constant group maps to 0. Keeps the dtype
+    and device of ``losses``.
+    """
+    x = torch.as_tensor(losses)
+    if x.dim() not in (1, 2) or x.shape[0] == 0:
+        raise ValueError(f"losses must be a non-empty (N,) or (N, D) tensor, got shape {tuple(x.shape)}")
+    groups, n_groups = _groups(class_labels, num_classes, x.shape[0], x.device)
+    scaled, _ = _min_max(_as_2d(x), groups, n_groups)
+    return scaled.reshape(x.shape)
+
+
 def gmm_clean_probability(
     losses: torch.Tensor,
     *,
@@ -223,15 +256,7 @@ def gmm_clean_probability(
     if not torch.isfinite(x).all():
         bad = int((~torch.isfinite(x)).any(1).sum())
         raise ValueError(f"gmm_clean_probability got {bad} NaN or infinite losses; check the per-sample pass")
-    if class_labels is None:
-        groups, n_groups = torch.zeros(n, dtype=torch.long, device=x.device), 1
-    else:
-        groups = torch.as_tensor(class_labels, device=x.device).long()
-        if groups.shape != (n,):
-            raise ValueError(f"class_labels must have shape ({n},), got {tuple(groups.shape)}")
-        n_groups = int(num_classes) if num_classes is not None else int(groups.max()) + 1
-        if groups.min() < 0 or groups.max() >= n_groups:
-            raise ValueError(f"class_labels must lie in [0, {n_groups})")
+    groups, n_groups = _groups(class_labels, num_classes, n, x.device)
     counts = torch.bincount(groups, minlength=n_groups)
     scaled, constant = _min_max(x, groups, n_groups)
     if normalize:

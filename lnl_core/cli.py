@@ -73,8 +73,15 @@ def cmd_list() -> None:
     print("\nDatasets:", ", ".join(data.DATASETS))
     print("  fashion_mnist offline (apt-get install dataset-fashion-mnist); CIFAR with --download")
     print("\nNoise kinds (--noise):")
+    notes = {
+        "symmetric": "DivideMix: the new label may be the true one (actual rate ~ rate (1 - 1/K))",
+        "symmetric-exclusive": "the new label is one of the K-1 other classes",
+        "asymmetric": "to a similar class; CIFAR-100: next class in the real superclass",
+        "asymmetric-blocks": "CIFAR-100 only: next class in blocks of 5 consecutive indices (UNICON/PLReMix code)",
+        "instance": "part-dependent, Xia et al. (2020)",
+    }
     for kind in noise.NOISE_KINDS:
-        print(f"  {kind}")
+        print(f"  {kind:<20} {notes.get(kind, '')}".rstrip())
     print("  asymmetric mappings:", ", ".join(noise.ASYMMETRIC_MAPPINGS))
     print("\nProfiles (--profile; every key can be overridden with --set):")
     for prof in PROFILES.values():

@@ -73,6 +73,8 @@ PROFILES: dict[str, Profile] = {
 }
 
 SCHEDULES = ("constant", "multistep", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # meaning: engine.amp_dtype
+CHANNELS_LAST = ("auto", "on", "off")  # meaning: engine.use_channels_last
 
 
 @dataclass(frozen=True)
@@ -104,8 +106,8 @@ class RunConfig:
     lr_gamma: float = 0.1
     # execution (speed only; results on the CPU do not depend on them)
     eval_batch_size: int = 1024
-    amp: bool = True  # used on CUDA only
-    channels_last: bool = True  # used on CUDA only
+    precision: str = "auto"  # auto (bf16/fp16 autocast on CUDA, fp32 elsewhere), fp32, bf16, fp16
+    channels_last: str = "auto"  # auto (on CUDA only), on, off
     track_memorization: bool = True  # per-epoch accuracy on the clean / mislabelled part
 
     def to_dict(self) -> dict[str, Any]:
@@ -202,6 +204,12 @@ def _validate(cfg: RunConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise LNLError(f"{name} must be at least 1 (or None for all), got {value}")
+    if cfg.precision not in PRECISIONS:
+        raise LNLError(f"unknown precision {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if cfg.channels_last not in CHANNELS_LAST:
+        raise LNLError(
+            f"unknown channels_last {cfg.channels_last!r}; choose one of {', '.join(CHANNELS_LAST)}"
+        )
     if cfg.lr <= 0:
         raise LNLError(f"lr must be positive, got {cfg.lr}")
     if not 0.0 <= cfg.rate < 1.0:

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import augment as aug
-from .config import RunConfig
+from .config import CHANNELS_LAST, PRECISIONS, RunConfig
 from .data import DeviceData, batch_indices
 from .errors import LNLError
 from .models import Network, build_model
@@ -74,11 +74,31 @@ def choose_device(name: str = "auto") -> torch.device:
     return device
 
 
-def amp_dtype(device: torch.device, enabled: bool = True) -> torch.dtype | None:
-    """bf16 on CUDA GPUs that support it natively, else fp16; ``None`` (fp32) off CUDA."""
-    if not enabled or device.type != "cuda":
+_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype of a precision setting; ``None`` means float32 throughout.
+
+    ``auto``: bf16 on CUDA GPUs that support it natively, fp16 (with a gradient scaler) on
+    other CUDA GPUs, float32 elsewhere. ``fp32``, ``bf16`` and ``fp16`` force that choice on
+    any device (the tests force bf16 and fp16 autocast on the CPU to exercise the GPU path).
+    """
+    if precision not in PRECISIONS:
+        raise LNLError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return _DTYPES[precision]
+    if device.type != "cuda":
         return None
     return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
+
+
+def use_channels_last(device: torch.device, setting: str = "auto") -> bool:
+    """``auto``: channels-last memory format on CUDA (faster convolutions with AMP), not on
+    other devices; ``on`` / ``off`` force it."""
+    if setting not in CHANNELS_LAST:
+        raise LNLError(f"unknown channels_last {setting!r}; choose one of {', '.join(CHANNELS_LAST)}")
+    return setting == "on" or (setting == "auto" and device.type == "cuda")
 
 
 def lr_at(epoch: int, cfg: RunConfig) -> float:
@@ -135,17 +155,25 @@ def accuracy(models, data: DeviceData, *, batch_size: int = 1024, dtype=None) ->
 
 @torch.no_grad()
 def per_sample_pass(
-    model: Network, data: DeviceData, *, batch_size: int = 1024, features: bool = False
+    model: Network,
+    data: DeviceData,
+    *,
+    batch_size: int = 1024,
+    features: bool = False,
+    embeddings: bool = False,
 ) -> dict[str, torch.Tensor]:
     """One pass over a split in eval mode and float32 (no autocast).
 
     Returns ``losses`` (N,) cross-entropy against ``data.labels`` (the given labels),
-    ``probs`` (N, K) softmax and, if asked, ``features`` (N, F). These feed sample
-    selection (GMMs), so they are kept in full precision.
+    ``probs`` (N, K) softmax and, if asked, ``features`` (N, F) and the projection head's
+    unit-norm ``embeddings`` (N, P). These feed sample selection (GMMs, prototypes), so they
+    are kept in full precision.
     """
+    if embeddings and model.projector is None:
+        raise ValueError("embeddings need a network with a projection head (build it with proj_dim)")
     mode = model.training
     model.eval()
-    losses, probs, feats = [], [], []
+    losses, probs, feats, embs = [], [], [], []
     for idx in _in_order(len(data), batch_size, data.images.device):
         out = model.forward_all(data.normalize(data.images[idx]))
         logits = out.logits.float()
@@ -153,10 +181,14 @@ def per_sample_pass(
         probs.append(logits.softmax(1))
         if features:
             feats.append(out.features.float())
+        if embeddings:
+            embs.append(out.embeddings.float())
     model.train(mode)
     result = {"losses": torch.cat(losses), "probs": torch.cat(probs)}
     if features:
         result["features"] = torch.cat(feats)
+    if embeddings:
+        result["embeddings"] = torch.cat(embs)
     return result
 
 
@@ -255,7 +287,8 @@ class Run:
         self.quiet = quiet
         self.stop_after = stop_after
         self.history: list[dict[str, Any]] = []
-        self.amp_dtype = amp_dtype(device, config.amp)
+        self.amp_dtype = amp_dtype(device, config.precision)
+        self.channels_last = use_channels_last(device, config.channels_last)
         use_scaler = self.amp_dtype == torch.float16
         self.scaler = torch.amp.GradScaler(device.type, enabled=use_scaler) if use_scaler else None
         seed_everything(config.seed)
@@ -281,7 +314,7 @@ class Run:
             head=head,
             head_options=head_options,
         ).to(self.device)
-        if self.device.type == "cuda" and self.config.channels_last:
+        if self.channels_last:
             net = net.to(memory_format=torch.channels_last)
         return net
 
@@ -310,7 +343,7 @@ class Run:
             cpu_generator=self.cpu_gen,
         )
         x = self.train.normalize(x)
-        if self.device.type == "cuda" and self.config.channels_last:
+        if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
@@ -333,8 +366,16 @@ class Run:
     def accuracy(self, models) -> float:
         return accuracy(models, self.test, batch_size=self.config.eval_batch_size, dtype=self.amp_dtype)
 
-    def per_sample(self, model: Network, *, features: bool = False) -> dict[str, torch.Tensor]:
-        return per_sample_pass(model, self.train, batch_size=self.config.eval_batch_size, features=features)
+    def per_sample(
+        self, model: Network, *, features: bool = False, embeddings: bool = False
+    ) -> dict[str, torch.Tensor]:
+        return per_sample_pass(
+            model,
+            self.train,
+            batch_size=self.config.eval_batch_size,
+            features=features,
+            embeddings=embeddings,
+        )
 
     def memorization(self, models) -> dict[str, float]:
         """How the training set is fitted: accuracy on the correctly labelled part, and on

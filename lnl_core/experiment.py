@@ -73,8 +73,8 @@ def build_config(
         raise LNLError(f"unknown noise kind {noise!r}; choose one of {', '.join(noise_kinds())}")
     if not 0.0 <= float(rate) < 1.0:
         raise LNLError(f"noise rate must be in [0, 1), got {rate}")
-    if noise == "asymmetric" and dataset not in noise_mod.ASYMMETRIC_MAPPINGS:
-        raise LNLError(f"no asymmetric mapping for dataset {dataset!r}")
+    if noise_mod.is_asymmetric(noise):
+        noise_mod.asymmetric_mapping(noise, dataset)  # raises for a data set without that mapping
     return make_config(
         method=method, hp_type=m.hparams, dataset=dataset, noise=noise, rate=rate, seed=seed,
         profile=profile, method_overrides=m.profile_settings(profile, dataset, noise, float(rate)),

@@ -117,9 +117,37 @@ CIFAR_N_KINDS = {
     "noisy100": ("CIFAR-100_human.pt", "noisy_label"),
 }
 
-NOISE_KINDS = ("none", "symmetric", "symmetric-exclusive", "asymmetric", "instance") + tuple(
-    f"cifar-n:{k}" for k in CIFAR_N_KINDS
-)
+NOISE_KINDS = (
+    "none",
+    "symmetric",
+    "symmetric-exclusive",
+    "asymmetric",
+    "asymmetric-blocks",
+    "instance",
+) + tuple(f"cifar-n:{k}" for k in CIFAR_N_KINDS)
+# ``asymmetric-blocks``: CIFAR-100 only, the public UNICON/PLReMix blocks of five consecutive
+# class indices instead of the real superclasses (``asymmetric`` on CIFAR-100).
+ASYMMETRIC_KINDS = {
+    "asymmetric": None,
+    "asymmetric-blocks": "cifar100-blocks",
+}  # kind -> mapping (None: the data set's)
+
+
+def is_asymmetric(kind: str) -> bool:
+    """Whether a noise kind flips classes to similar ones (methods set their asymmetric-noise
+    options, e.g. DivideMix's entropy penalty, from this)."""
+    return kind in ASYMMETRIC_KINDS
+
+
+def asymmetric_mapping(kind: str, dataset: str) -> str:
+    """The mapping name (a key of ``ASYMMETRIC_MAPPINGS``) that noise ``kind`` uses on ``dataset``."""
+    mapping = ASYMMETRIC_KINDS[kind] or dataset
+    if kind == "asymmetric-blocks" and dataset != "cifar100":
+        raise LNLError(f"asymmetric-blocks is CIFAR-100's block-wise noise; {dataset!r} has no such blocks")
+    if mapping not in ASYMMETRIC_MAPPINGS:
+        names = ", ".join(ASYMMETRIC_MAPPINGS)
+        raise LNLError(f"no asymmetric mapping for dataset {dataset!r}; mappings exist for {names}")
+    return mapping
 
 
 # --------------------------------------------------------------------------- result type
@@ -370,10 +398,10 @@ def make(
         return symmetric(labels, rate, num_classes, seed=seed, include_true=True)
     if kind == "symmetric-exclusive":
         return symmetric(labels, rate, num_classes, seed=seed, include_true=False)
-    if kind == "asymmetric":
+    if is_asymmetric(kind):
         if dataset is None:
             raise LNLError("asymmetric noise needs a dataset name for its mapping")
-        return asymmetric(labels, rate, dataset=dataset, seed=seed)
+        return asymmetric(labels, rate, dataset=asymmetric_mapping(kind, dataset), seed=seed)
     if kind == "instance":
         if images is None:
             raise LNLError("instance-dependent noise needs the training images")

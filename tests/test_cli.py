@@ -154,3 +154,34 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
         "config",
     ):
         assert a[key] == b[key], key
+
+
+def test_block_wise_cifar100_noise_is_listed_and_runs(capsys, tmp_path, monkeypatch):
+    """``asymmetric-blocks`` (the UNICON/PLReMix blocks of five consecutive CIFAR-100 indices)
+    from `lnl list` to `lnl run`, on CIFAR-100-shaped synthetic data standing in for the download."""
+    import numpy as np
+
+    from lnl_core import data, noise
+
+    code, out, _ = _run(capsys, "list")
+    assert code == 0 and "asymmetric-blocks" in out
+    fake = {"train": data.synthetic("cifar100", 500, seed=0), "test": data.synthetic("cifar100", 100, seed=1)}
+    monkeypatch.setattr(data, "load", lambda name, split="train", **kw: fake[split])
+    run_dir = tmp_path / "blocks"
+    code, _, err = _run(capsys, "run", "ce", "--dataset", "cifar100", "--noise", "asymmetric-blocks",
+                        "--rate", "0.4", "--out", str(run_dir), "--set", "epochs=1", "--quiet")  # fmt: skip
+    assert code == 0, err
+    result = json.loads((run_dir / "result.json").read_text())
+    labels = np.load(run_dir / "noisy_labels.npz")
+    clean, noisy = labels["clean"], labels["noisy"]
+    flipped = noisy != clean
+    assert (
+        result["actual_noise_rate"] == pytest.approx(flipped.mean()) and 0.35 < flipped.mean() < 0.45
+    )  # per-class rounding
+    assert np.array_equal(noisy[flipped], 5 * (clean[flipped] // 5) + (clean[flipped] + 1) % 5)
+    superclass = noise.cifar100_coarse_of_fine()
+    assert (superclass[noisy[flipped]] != superclass[clean[flipped]]).any()  # not the real superclasses
+    code, _, err = _run(
+        capsys, "run", "ce", "--dataset", "cifar10", "--noise", "asymmetric-blocks", "--dry-run"
+    )
+    assert code == 2 and "CIFAR-100" in err

@@ -204,8 +204,10 @@ def test_bad_hyperparameters_get_one_clear_message():
         build_config("pemm", overrides={"beta": "0.9"})
     with pytest.raises(LNLError, match="loss must be one of"):
         build_config("pemm", overrides={"loss": "mse"})
-    with pytest.raises(LNLError, match="head='distance'"):
-        build_config("dividemix", overrides={"pe_lambda": "1"})
+    with pytest.raises(LNLError, match="unknown setting 'pe_lambda'"):
+        build_config("dividemix", overrides={"pe_lambda": "1"})  # the out-of-box method is dividemix-pe
+    with pytest.raises(LNLError, match="pe_beta must be in"):
+        build_config("dividemix-pe", overrides={"pe_beta": "0.8"})
 
 
 def _tiny(**kw):
@@ -230,13 +232,36 @@ def test_ablations_and_the_out_of_box_option_run(tmp_path):
         )
         assert np.isfinite(res.history[-1]["train_loss"])
     res = run_experiment(
-        "dividemix",
-        overrides=_tiny(epochs=2, warmup_epochs=1, head="distance", pe_lambda=1.0, center_lr_scale=0.1),
-        quiet=True,
-        out=tmp_path / "dm",
+        "dividemix-pe", overrides=_tiny(epochs=2, warmup_epochs=1), quiet=True, out=tmp_path / "dm"
     )
-    assert isinstance(res.output.models["net1"].classifier, DistanceClassifier)
-    assert np.isfinite(res.history[-1]["train_loss"])
+    nets = res.output.models
+    assert isinstance(nets["net1"].classifier, DistanceClassifier)
+    assert all(np.isfinite(h["train_pe"]) for h in res.history)  # recorded in warm-up and MixMatch
+    assert "selection_auc" in res.history[-1]
+
+
+def test_out_of_box_adds_exactly_the_potential_energy(tmp_path):
+    """DivideMix + PE with pe_lambda = 0 is DivideMix with distance heads; with pe_lambda > 0
+    each batch's loss differs from it by exactly lambda * PE of the centres (checked on one
+    MixMatch batch against the library's potential energy, computed independently here)."""
+    from lnl_core.trainers.dividemix import draw_batch, mixmatch_batch
+    from lnl_core.trainers.pemm import PotentialEnergyExtension
+
+    cfg = build_config("dividemix-pe", overrides=_tiny(pe_lambda=0.5))
+    train_set, test_set = synthetic("fashion_mnist", 64, seed=0), synthetic("fashion_mnist", 16, seed=1)
+    noisy = noise.make("symmetric", train_set.labels.numpy(), 0.4, 10, seed=0)
+    run = make_run(cfg, train_set, test_set, noisy, device=choose_device("cpu"))
+    ext = PotentialEnergyExtension(cfg.hp)
+    nets = [run.model(**ext.network_options()) for _ in range(2)]
+    batch = draw_batch(run, cfg.hp, torch.arange(8), torch.arange(8, 16))
+    out = mixmatch_batch(run, nets[0], nets[1], batch, torch.full((64,), 0.7), cfg.hp, lambda_u=2.0,
+                         extension=ext)  # fmt: skip
+    c = nets[0].classifier.centers.double()
+    points = torch.cat([torch.zeros(1, c.shape[1], dtype=torch.float64), c])
+    r = torch.pdist(points) + 0.3  # every pair of {0, c_1..c_K} once, shifted by beta (Eq. (12))
+    pe = (1 / r**3 - 2 / r**2).sum()
+    assert out["terms"]["pe"].item() == pytest.approx(0.5 * pe.item(), rel=1e-5)
+    assert (out["loss"] - out["sst"]).item() == pytest.approx(0.5 * pe.item(), rel=1e-4)
 
 
 def test_resume_is_exact(tmp_path):

@@ -13,7 +13,8 @@ Ablations (the paper's Fig. 8) are hyperparameter settings: ``loss="ce"`` (SCE -
 reconstruction term, which the paper names but never defines (see the Deviations page).
 
 "Out of box": :func:`pe_penalty` adds the same regulariser to any network with a distance
-head; DivideMix uses it when its ``head="distance"`` and ``pe_lambda > 0``.
+head. Method ``dividemix-pe`` is DivideMix with distance heads and this term in every warm-up
+and MixMatch batch, plugged in through DivideMix's :class:`~.dividemix.Extension`.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from .. import losses
-from ..config import hp_field
+from ..config import PROFILES, hp_field
 from ..engine import Run
 from ..models import DistanceClassifier
 from . import Method, TrainOutput, register
+from .dividemix import DivideMixHParams, Extension, train_dividemix
+from .dividemix import _adjust as _dividemix_adjust
 
 LOSSES = ("sce", "ce")
 
@@ -161,5 +164,78 @@ register(
         PEMMHParams,
         train_pemm,
         adjust=_adjust,
+    )
+)
+
+
+# --------------------------------------------------------------------------- out of box: DivideMix + PE
+
+
+@dataclass(frozen=True)
+class DivideMixPEHParams(DivideMixHParams):
+    pe_lambda: float = hp_field(
+        1.0, "Eq. (13): weight of the potential energy on the centres (0: distance head only)"
+    )
+    pe_beta: float = hp_field(0.3, "Eq. (12): distance shift of the potential energy")
+    sigma: float = hp_field(1.0, "Eq. (6): radius of the distance kernel")
+    normalize: bool = hp_field(True, "Sec. 6.1: L2-normalise the features before Eq. (6)")
+    center_lr_scale: float = hp_field(1.0, "centres' learning rate / the run's (set per profile, as PEMM's)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.pe_lambda < 0:
+            raise ValueError(f"pe_lambda must be non-negative, got {self.pe_lambda}")
+        r0 = losses.pe_equilibrium(3, 2, 2.0)
+        if not 0.0 <= self.pe_beta < r0:
+            raise ValueError(f"pe_beta must be in [0, r0) = [0, {r0:g}), got {self.pe_beta}")
+        if self.center_lr_scale <= 0 or self.sigma <= 0:
+            raise ValueError("center_lr_scale and sigma must be positive")
+
+
+class PotentialEnergyExtension(Extension):
+    """DivideMix's two networks get PEMM's distance head (Eq. (6)-(7)); the centres take their
+    own learning rate, and lambda * PE (Eq. (11)-(12)) is added to every warm-up and MixMatch
+    batch. Selection is DivideMix's."""
+
+    hp: DivideMixPEHParams
+
+    def network_options(self) -> dict:
+        return {"head": "distance", "head_options": {"sigma": self.hp.sigma, "normalize": self.hp.normalize}}
+
+    def param_groups(self, net):
+        return center_param_groups(net, self.hp.center_lr_scale)
+
+    def _terms(self, net) -> dict:
+        if self.hp.pe_lambda == 0:
+            return {}
+        return {"pe": self.hp.pe_lambda * pe_penalty(net, beta=self.hp.pe_beta)}  # Eq. (13), second term
+
+    def warmup_terms(self, run, i, net, idx, logits) -> dict:
+        return self._terms(net)
+
+    def batch_terms(self, run, i, net, batch) -> dict:
+        return self._terms(net)
+
+
+def train_dividemix_pe(run: Run, hp: DivideMixPEHParams) -> TrainOutput:
+    return train_dividemix(run, hp, extension=PotentialEnergyExtension(hp))
+
+
+def _dividemix_pe_adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
+    settings = _dividemix_adjust(profile, dataset, noise, rate)
+    lr = settings.get("lr", PROFILES[profile].settings["lr"])  # DivideMix keeps the profile's rate
+    settings["center_lr_scale"] = _CENTER_LR[100 if dataset == "cifar100" else 10] / lr
+    return settings
+
+
+register(
+    Method(
+        "dividemix-pe",
+        "DivideMix with PEMM's distance heads and potential energy on their centres (PEMM 'out of box')",
+        "wang2024pemm",
+        DivideMixPEHParams,
+        train_dividemix_pe,
+        selects_samples=True,
+        adjust=_dividemix_pe_adjust,
     )
 )
