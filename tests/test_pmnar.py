@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from lnl_core import METHODS, LNLError, build_config, losses, noise, run_experiment
-from lnl_core.data import synthetic
+from lnl_core.data import DeviceData, synthetic
 from lnl_core.engine import choose_device
-from lnl_core.experiment import make_run
+from lnl_core.experiment import make_run, prepare_data
 from lnl_core.trainers.pmnar import prune_complementary
 
 K = 5
@@ -297,3 +297,23 @@ def test_full_profile_smoke_on_cifar_shaped_data():
     record = out.history[-1]
     assert math.isfinite(record["train_loss"]) and record["train_consistency"] > 0
     assert out.state["complementary"].shape == (2, 16, 10) and "f1" in record
+
+
+def test_headline_is_network_f_and_the_ensemble_is_recorded_beside_it():
+    """Algorithm 1 outputs theta (network f): test_acc is f alone, test_acc_ensemble the two
+    networks' summed logits, both every epoch; a single-network run records no ensemble."""
+    from lnl_core.engine import accuracy
+
+    res = run_experiment("pmnar", overrides={"train_size": 400, "test_size": 200, "epochs": 2, "warmup_epochs": 1},
+                         quiet=True)  # fmt: skip
+    nets = res.output.models
+    _, test_set, _ = prepare_data(res.config)
+    dev = choose_device("cpu")
+    test = DeviceData(test_set.images, test_set.labels, test_set.mean, test_set.std, dev)
+    last = res.history[-1]
+    assert last["test_acc"] == accuracy([nets["net1"]], test, batch_size=1000)
+    assert last["test_acc_ensemble"] == accuracy([nets["net1"], nets["net2"]], test, batch_size=1000)
+    assert all("test_acc_ensemble" in h for h in res.history)
+    single = run_experiment("pmnar", overrides={"train_size": 400, "test_size": 200, "epochs": 1, "dual": False},
+                            quiet=True)  # fmt: skip
+    assert "test_acc_ensemble" not in single.history[-1]
