@@ -53,6 +53,9 @@ def test_list_shows_methods_noise_and_profiles(capsys):
         (["run", "ce", "--profile", "full", "--dataset", "fashion_mnist"], "full profile is defined for"),
         (["run", "ce", "--dataset", "cifar10", "--data-root", "/nonexistent"], "--download"),
         (["run", "ce", "--device", "tpu"], "device"),
+        (["run", "ce", "--set", "precision=fp8"], "unknown precision 'fp8'"),
+        (["run", "ce", "--set", "channels_last=yes"], "unknown channels_last"),
+        (["run", "dividemix", "--set", "mix_augment=cutmix"], "mix_augment"),
         (["frobnicate"], "invalid choice"),
     ],
 )

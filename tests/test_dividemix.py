@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lnl_core import METHODS, build_config, noise, run_experiment
+from lnl_core import build_config, noise, run_experiment
 from lnl_core.data import synthetic
 from lnl_core.engine import choose_device
 from lnl_core.errors import LNLError
@@ -94,24 +94,6 @@ def test_dividemix_resume_is_exact(tmp_path):
     assert resumed.history == straight.history
     for key in ("clean_prob", "loss_history", "loss_count"):
         assert torch.equal(resumed.output.state[key], straight.output.state[key])
-
-
-@pytest.mark.slow
-def test_full_profile_smoke_two_iterations_on_cifar_shaped_data():
-    """The full-profile pipeline (PreAct ResNet-18, 32x32x3, weak augmentation, co-divide,
-    MixMatch) on random CIFAR-shaped data, with a batch of 8 so that each network takes
-    only a couple of MixMatch iterations on the CPU."""
-    cfg = build_config(
-        "dividemix", dataset="cifar10", profile="full",
-        overrides={"epochs": 1, "warmup_epochs": 0, "batch_size": 8, "eval_batch_size": 64},
-    )  # fmt: skip
-    train_set, test_set = synthetic("cifar10", 24, seed=0), synthetic("cifar10", 16, seed=1, split="test")
-    noisy = noise.symmetric(train_set.labels.numpy(), 0.5, 10, seed=0)
-    run = make_run(cfg, train_set, test_set, noisy, device=choose_device("cpu"))
-    out = METHODS["dividemix"].train(run, cfg.hp)
-    record = out.history[-1]
-    assert np.isfinite(record["train_loss"]) and 0 <= record["test_acc"] <= 100
-    assert out.state["clean_prob"].shape == (2, 24)
 
 
 # --------------------------------------------------------------------------- the substrate, second pass
