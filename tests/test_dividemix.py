@@ -131,7 +131,8 @@ class _Toy(Extension):
             {"probe": self.probe}, {"probe_opt": self.opt}, {"score": self.score, "started": self.started}
         )
 
-    def warmup_terms(self, run, i, net, idx, logits):
+    def warmup_terms(self, run, i, net, idx, x, logits):
+        assert x.shape == (idx.numel(), 1, 28, 28) and logits.shape == (idx.numel(), 10)  # the batch view
         return {"entropy": 0.01 * neg_entropy(logits)}
 
     def end_warmup(self, run, nets):

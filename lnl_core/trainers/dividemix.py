@@ -106,7 +106,8 @@ class Extension:
 
     * ``network_options()`` and ``param_groups(net)`` when it builds each network and its
       optimiser; ``setup(run, nets)`` once, for the extension's own :class:`Parts`;
-    * ``warmup_terms(run, i, net, idx, logits)`` in every warm-up batch of network ``i``;
+    * ``warmup_terms(run, i, net, idx, x, logits)`` in every warm-up batch of network ``i``
+      (``x`` the batch's view, ``logits`` the network's output on it);
     * ``end_warmup(run, nets)`` once, when warm-up is over, before the first division;
     * ``pass_options()`` for the per-sample pass of every network (``features``,
       ``embeddings``), then ``select(run, epoch, passes, gmm_prob)`` with both passes and
@@ -132,7 +133,9 @@ class Extension:
     def setup(self, run: Run, nets: list) -> Parts:
         return Parts()
 
-    def warmup_terms(self, run: Run, i: int, net, idx: torch.Tensor, logits: torch.Tensor) -> dict:
+    def warmup_terms(
+        self, run: Run, i: int, net, idx: torch.Tensor, x: torch.Tensor, logits: torch.Tensor
+    ) -> dict:
         return {}
 
     def end_warmup(self, run: Run, nets: list) -> None:
@@ -287,12 +290,13 @@ def _warmup_epoch(run: Run, i: int, net, opt, hp: DivideMixHParams, ext: Extensi
     net.train()
     total = torch.zeros((), device=run.device)
     for idx in run.batches(batch_size=hp.warmup_batch_factor * run.config.batch_size):
+        x = run.inputs(idx)
         with run.autocast():
-            logits = net(run.inputs(idx))
+            logits = net(x)
         loss = losses.ce(logits, run.labels[idx])
         if hp.entropy_penalty:
             loss = loss + neg_entropy(logits)
-        terms = ext.warmup_terms(run, i, net, idx, logits)
+        terms = ext.warmup_terms(run, i, net, idx, x, logits)
         for term in terms.values():
             loss = loss + term
         run.step(loss, opt)

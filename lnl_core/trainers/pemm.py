@@ -210,7 +210,7 @@ class PotentialEnergyExtension(Extension):
             return {}
         return {"pe": self.hp.pe_lambda * pe_penalty(net, beta=self.hp.pe_beta)}  # Eq. (13), second term
 
-    def warmup_terms(self, run, i, net, idx, logits) -> dict:
+    def warmup_terms(self, run, i, net, idx, x, logits) -> dict:
         return self._terms(net)
 
     def batch_terms(self, run, i, net, batch) -> dict:
