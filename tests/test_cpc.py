@@ -181,6 +181,11 @@ def test_cpc_switches_to_its_own_division_and_resumes_exactly(tmp_path):
         a, b = straight.output.models[name].state_dict(), resumed.output.models[name].state_dict()
         assert all(torch.equal(a[k], b[k]) for k in a), name
     assert torch.equal(straight.output.state["cpc_gen"], resumed.output.state["cpc_gen"])
+    ckpt_a, ckpt_b = (torch.load(tmp_path / r / "checkpoint.pt", weights_only=True) for r in ("a", "b"))
+    for name in ("cpc_opt1", "cpc_opt2"):  # the heads' momentum buffers
+        moments_a = [s["momentum_buffer"] for s in ckpt_a["optimizers"][name]["state"].values()]
+        moments_b = [s["momentum_buffer"] for s in ckpt_b["optimizers"][name]["state"].values()]
+        assert moments_a and all(torch.equal(a, b) for a, b in zip(moments_a, moments_b, strict=True)), name
 
 
 def test_prototype_head_draws_nothing_from_the_global_generator():
