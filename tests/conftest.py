@@ -10,3 +10,21 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 def tiny(monkeypatch):
     """Settings for a run of a few seconds on the CPU."""
     return {"train_size": 400, "test_size": 200, "epochs": 3, "batch_size": 64}
+
+
+@pytest.fixture
+def initial_parameters(monkeypatch):
+    """Filled when training starts: {model name: {parameter name: copy}} of every module that
+    ``Run.epochs`` tracks (the networks and any extension's own modules)."""
+    from lnl_core.engine import Run
+
+    initial: dict = {}
+    original = Run.epochs
+
+    def spy(self, models, optimizers, state=None):
+        for name, m in models.items():
+            initial[name] = {k: p.detach().clone() for k, p in m.named_parameters() if p.requires_grad}
+        return original(self, models, optimizers, state)
+
+    monkeypatch.setattr(Run, "epochs", spy)
+    return initial

@@ -18,7 +18,7 @@ import torch
 
 from lnl_core import METHODS, build_config, noise
 from lnl_core.data import synthetic
-from lnl_core.engine import Run, choose_device, per_sample_pass
+from lnl_core.engine import choose_device, per_sample_pass
 from lnl_core.experiment import make_run
 
 N_TRAIN, N_TEST = 256, 64
@@ -49,28 +49,19 @@ def _data(cfg):
     return train_set, test_set, noisy
 
 
-def _train(cfg, run_dir, monkeypatch, **run_kw):
-    """Train, and return the output with a copy of every parameter as it was when training began."""
-    initial: dict = {}
-    original = Run.epochs
-
-    def spy(self, models, optimizers, state=None):
-        for name, m in models.items():
-            initial[name] = {k: p.detach().clone() for k, p in m.named_parameters() if p.requires_grad}
-        return original(self, models, optimizers, state)
-
-    monkeypatch.setattr(Run, "epochs", spy)
+def _train(cfg, run_dir, **run_kw):
     run = make_run(cfg, *_data(cfg), device=choose_device("cpu"), run_dir=run_dir, **run_kw)
     assert run.amp_dtype == torch.bfloat16 and run.channels_last
-    return METHODS[cfg.method].train(run, cfg.hp), initial, run
+    return METHODS[cfg.method].train(run, cfg.hp), run
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_full_profile_epoch_under_bf16_autocast_and_channels_last(method, tmp_path, monkeypatch):
+def test_full_profile_epoch_under_bf16_autocast_and_channels_last(method, tmp_path, initial_parameters):
     cfg = _config(method)
     (tmp_path / "a").mkdir()
-    out, initial, run = _train(cfg, tmp_path / "a", monkeypatch)
+    out, run = _train(cfg, tmp_path / "a")
+    initial = dict(initial_parameters)  # the straight run's start (the resumed runs below refill it)
     assert len(out.history) == 2
     for record in out.history:
         losses = {k: v for k, v in record.items() if k.startswith("train_")}
@@ -91,8 +82,8 @@ def test_full_profile_epoch_under_bf16_autocast_and_channels_last(method, tmp_pa
     assert torch.allclose(passed["losses"], fp32["losses"], rtol=1e-5, atol=1e-6)
     # resume after a kill at the end of the first epoch gives the same history and weights
     (tmp_path / "b").mkdir()
-    _train(cfg, tmp_path / "b", monkeypatch, stop_after=1)
-    resumed, _, _ = _train(cfg, tmp_path / "b", monkeypatch, resume=True)
+    _train(cfg, tmp_path / "b", stop_after=1)
+    resumed, _ = _train(cfg, tmp_path / "b", resume=True)
     assert json.dumps(resumed.history) == json.dumps(out.history)  # NaN-safe (empty selections give NaN)
     for name, model in out.models.items():
         theirs = resumed.models[name].state_dict()
