@@ -69,7 +69,7 @@ def cmd_list() -> None:
     print("Methods (lnl run METHOD; hyperparameters settable with --set KEY=VALUE):")
     for name, m in sorted(METHODS.items()):
         hps = ", ".join(f"{f.name}={f.default}" for f in dataclasses.fields(m.hparams)) or "-"
-        print(f"  {name:<10} {m.summary}  [{hps}]")
+        print(f"  {name:<13} {m.summary}  [{hps}]")
     print("\nDatasets:", ", ".join(data.DATASETS))
     print("  fashion_mnist offline (apt-get install dataset-fashion-mnist); CIFAR with --download")
     print("\nNoise kinds (--noise):")
