@@ -105,14 +105,7 @@ def _kmeans_resp(x, groups, n_groups, c, n_iter=10):
     (for 1-D losses, at the 1/4 and 3/4 points of the range), then Lloyd steps.
     """
     d = x.shape[1]
-    big = torch.finfo(x.dtype).max
-    idx = groups[:, None].expand_as(x)
-    lo = torch.full((n_groups, d), big, dtype=x.dtype, device=x.device).scatter_reduce(
-        0, idx, x, reduce="amin"
-    )
-    hi = torch.full((n_groups, d), -big, dtype=x.dtype, device=x.device).scatter_reduce(
-        0, idx, x, reduce="amax"
-    )
+    lo, hi = _group_range(x, groups, n_groups)  # (G, D) each
     frac = (torch.arange(c, dtype=x.dtype, device=x.device) + 0.5) / c
     centres = lo[:, None, :] + frac[None, :, None] * (hi - lo)[:, None, :]  # (G, C, D)
     for _ in range(n_iter + 1):
