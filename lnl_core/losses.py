@@ -233,3 +233,71 @@ def consistency_kl(target_probs: torch.Tensor, logits: torch.Tensor, reduction: 
     t = target_probs.float()
     log_q = F.log_softmax(logits.float(), dim=1)  # (B, K)
     return _reduce((torch.xlogy(t, t) - t * log_q).sum(1), reduction)  # Eq. (9)
+
+
+# --------------------------------------------------------------------------- contrastive (PLReMix, liu2024plremix)
+
+
+def contrastive_loss(
+    z1: torch.Tensor,
+    z2: torch.Tensor,
+    negatives: torch.Tensor,
+    *,
+    tau: float = 1.0,
+    flat: bool = False,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """InfoNCE over an arbitrary negative set (PLReMix Eq. (5) and (9)), or its FlatNCE form.
+
+    ``z1``, ``z2`` (B, D): unit-norm embeddings of two views of B samples. The M = 2B views are
+    the anchors; the positive of view v of sample i is its other view; its negatives are both
+    views of every j with ``negatives[i, j]`` ((B, B) bool; the diagonal is ignored). With
+    every off-diagonal pair a negative this is SimCLR's NT-Xent; PLReMix passes its relaxed set.
+
+    Per anchor a, with cosines s and v_a = log sum_{b in A_a} exp((s_ab - s_a,a+) / tau):
+    InfoNCE's term is softplus(v_a) (= -log of the positive's softmax share); an anchor with no
+    negative contributes 0 and stays in the mean over all M anchors. FlatNCE (Chen et al. 2021)
+    is the mean over anchors *with* negatives of exp(v_a - sg(v_a)): its value is always 1 and
+    its gradient is that of mean v_a, InfoNCE's gradient without the per-anchor factor
+    sigmoid(v_a) that vanishes when negatives are few. No anchor with a negative: 0.
+
+    Returns the loss (float32, float64 for float64 inputs) and ``info``: ``info_nce`` (InfoNCE's value, detached, whichever
+    form is returned) and ``anchors`` (anchors with at least one negative).
+    """
+    if z1.dim() != 2 or z1.shape != z2.shape:
+        raise ValueError(
+            f"z1 and z2 must be (B, D) of one shape, got {tuple(z1.shape)} and {tuple(z2.shape)}"
+        )
+    b = z1.shape[0]
+    if negatives.shape != (b, b) or negatives.dtype != torch.bool:
+        raise ValueError(
+            f"negatives must be a ({b}, {b}) bool mask, got {tuple(negatives.shape)} {negatives.dtype}"
+        )
+    if tau <= 0:
+        raise ValueError(f"tau must be positive, got {tau}")
+    q = _at_least_fp32(torch.cat([z1, z2]))  # (M, D), view v of sample i at row v * B + i
+    m = 2 * b
+    sim = q @ q.T / tau  # (M, M)
+    positive = torch.arange(m, device=q.device).roll(b)  # a+ = (a + B) mod M
+    eye = torch.eye(b, dtype=torch.bool, device=q.device)
+    neg = (negatives & ~eye).repeat(2, 2)  # (M, M): both views of each negative sample
+    has = neg.any(1)  # (M,)
+    rel = (sim - sim.gather(1, positive[:, None])).masked_fill(~neg, float("-inf"))
+    v = torch.logsumexp(torch.where(has[:, None], rel, 0.0), dim=1)  # (M,) finite on every row
+    info_nce = torch.where(has, F.softplus(v), 0.0).mean()  # Eq. (9) (Eq. (5) with all negatives)
+    anchors = has.sum()
+    if flat:
+        loss = torch.where(has, torch.exp(v - v.detach()), 0.0).sum() / anchors.clamp_min(1)
+    else:
+        loss = info_nce
+    return loss, {"info_nce": info_nce.detach(), "anchors": anchors}
+
+
+def gradient_entanglement(g1: torch.Tensor, g2: torch.Tensor) -> tuple[float, float]:
+    """PLReMix Sec. 4.4: the entanglement E = g1 . g2 / ||g2||^2 of gradient ``g1`` (a
+    contrastive loss's) with ``g2`` (the supervised loss's), and the magnitude ratio
+    R = ||g1|| / ||g2||. E < 0: a step on loss 1 undoes part of a step on loss 2. Flat vectors."""
+    g1, g2 = g1.double().flatten(), g2.double().flatten()
+    sq = (g2 * g2).sum()
+    if sq == 0:
+        raise ValueError("the reference gradient g2 is zero")
+    return float((g1 * g2).sum() / sq), float(g1.norm() / sq.sqrt())

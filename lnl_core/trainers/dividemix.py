@@ -112,7 +112,9 @@ class Extension:
     * ``pass_options()`` for the per-sample pass of every network (``features``,
       ``embeddings``), then ``select(run, epoch, passes, gmm_prob)`` with both passes and
       both networks' GMM clean probabilities, which returns the :class:`Selection`;
-    * ``batch_terms(run, i, net, batch)`` in every MixMatch iteration of network ``i``.
+    * ``batch_terms(run, i, net, batch)`` in every MixMatch iteration of network ``i``;
+    * ``epoch_record(run, epoch)`` after every epoch's training, before evaluation: entries
+      for the epoch's history (statistics the extension gathered during the epoch).
 
     ``*_terms`` return named loss terms (already weighted) that are added to the batch's
     loss and recorded as the epoch means ``train_<name>``; they train the network, whose
@@ -148,6 +150,9 @@ class Extension:
         return Selection(gmm_prob, self.hp.p_threshold, {})
 
     def batch_terms(self, run: Run, i: int, net, batch: MixMatchBatch) -> dict:
+        return {}
+
+    def epoch_record(self, run: Run, epoch: int) -> dict[str, Any]:
         return {}
 
 
@@ -408,6 +413,7 @@ def train_dividemix(run: Run, hp: DivideMixHParams, *, extension: Extension | No
                 record[f"{key}_net1"], record[f"{key}_net2"] = per_net[0][key], per_net[1][key]
                 record[key] = float(np.mean([per_net[0][key], per_net[1][key]]))
             record.update(sel.record)
+        record.update(ext.epoch_record(run, epoch))
         # ---- evaluate: the ensemble of both networks
         run.end_epoch(record, models=nets)
     return TrainOutput(models, run.history, state)
