@@ -1,8 +1,7 @@
-"""The CPC chapter's self-checks tell a right answer from a wrong one.
+"""The chapters' self-checks tell a right answer from a wrong one.
 
-The reference solutions are taken from the chapter's solution blocks, so the test follows the
-chapter as it is; the wrong answers are plausible mistakes (a missing prior term, a sign, a
-missing bound)."""
+The reference solutions are taken from each chapter's solution blocks, so the test follows the
+chapter as it is; the wrong answers are plausible mistakes."""
 
 from __future__ import annotations
 
@@ -14,9 +13,13 @@ from pathlib import Path
 import nbformat
 import pytest
 
-CHAPTER = Path(__file__).resolve().parents[1] / "notebooks" / "05_cpc.ipynb"
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 
-WRONG = """
+# chapter: (cells to run before the answers, identified by a string they contain; wrong answers)
+CHAPTERS = {
+    "05_cpc": (
+        ("PROFILE =", "def m_step"),
+        """
 def posterior_with_prior(v, c, pi):
     return torch.sigmoid((v * c).sum(1))  # forgets the prior's log-odds
 
@@ -30,27 +33,49 @@ def eq2_gradient(s, y, lambda_neg):
 def plugin_step(C, q):
     C_new = m_step(q)
     return C_new, log_lik(C_new) - log_lik(C), 0.0  # claims EM's guarantee for any guess
-"""
+""",
+    ),
+    "06_plremix": (
+        ("PROFILE =",),
+        """
+def anchor_gradient(q_a, q_pos, q_neg, tau):
+    P = (torch.cat([(q_a @ q_pos)[None], q_neg @ q_a]) / tau).softmax(0)
+    return (-q_pos + (P[1:, None] * q_neg).sum(0)) / tau  # forgets the factor 1 - P_aa+
 
 
-def _run_self_check(answers: str) -> list[str]:
-    nb = nbformat.read(CHAPTER, as_version=4)
-    code = [c.source for c in nb.cells if c.cell_type == "code"]
-    setup = next(c for c in code if "PROFILE =" in c)
-    model = next(c for c in code if "def m_step" in c)
+def disjoint_share(K, kappa):
+    return ((K - kappa) / K) ** kappa  # draws the second set's classes with replacement
+
+
+def auc_one_and_two(delta, sigma):
+    return norm.cdf(delta / sigma), norm.cdf(delta / sigma)  # forgets the sqrt(2) of a difference
+""",
+    ),
+}
+
+
+def _cells(chapter: str) -> list[str]:
+    nb = nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4)
+    return [c.source for c in nb.cells if c.cell_type == "code"]
+
+
+def _run_self_check(chapter: str, answers: str) -> list[str]:
+    code = _cells(chapter)
+    setup = [next(c for c in code if marker in c) for marker in CHAPTERS[chapter][0]]
     check = next(c for c in code if "def self_check" in c)
     namespace: dict = {}
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        exec("import sys\n" + setup, namespace)
-        exec(model, namespace)
+        exec("import sys\n" + setup[0], namespace)
+        for cell in setup[1:]:
+            exec(cell, namespace)
         exec(answers, namespace)
         exec(check, namespace)
     return [line for line in out.getvalue().splitlines() if line.startswith("exercise")]
 
 
-def _solutions() -> str:
-    nb = nbformat.read(CHAPTER, as_version=4)
+def _solutions(chapter: str) -> str:
+    nb = nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4)
     blocks = [
         m for c in nb.cells if c.cell_type == "markdown" and "{solution}" in c.source
         for m in re.findall(r"```python\n(.*?)```", c.source, re.S)
@@ -59,9 +84,10 @@ def _solutions() -> str:
     return "\n\n".join(blocks)
 
 
+@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
 @pytest.mark.parametrize(
     "answers,verdict", [("solutions", "correct"), ("wrong", "not yet: the check failed")]
 )
-def test_cpc_self_checks_pass_the_solutions_and_fail_wrong_answers(answers, verdict):
-    lines = _run_self_check(_solutions() if answers == "solutions" else WRONG)
+def test_self_checks_pass_the_solutions_and_fail_wrong_answers(chapter, answers, verdict):
+    lines = _run_self_check(chapter, _solutions(chapter) if answers == "solutions" else CHAPTERS[chapter][1])
     assert lines == [f"exercise {i}: {verdict}" for i in (1, 2, 3)]

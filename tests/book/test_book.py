@@ -27,6 +27,7 @@ PAGES = {
     "chapter3": "notebooks/03_pemm.html",
     "chapter4": "notebooks/04_pmnar.html",
     "chapter5": "notebooks/05_cpc.html",
+    "chapter6": "notebooks/06_plremix.html",
 }
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
