@@ -301,3 +301,35 @@ def gradient_entanglement(g1: torch.Tensor, g2: torch.Tensor) -> tuple[float, fl
     if sq == 0:
         raise ValueError("the reference gradient g2 is zero")
     return float((g1 * g2).sum() / sq), float(g1.norm() / sq.sqrt())
+
+
+# --------------------------------------------------------------------------- LNL-flywheel (kim2024flywheel)
+
+
+def soft_ce(logits: torch.Tensor, targets: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Cross-entropy against soft targets, -sum_y t_y log softmax(z)_y (LNL-flywheel Eq. (13)).
+    logits, targets (B, K); targets rows on the simplex, used as given (detach them)."""
+    if targets.shape != logits.shape:
+        raise ValueError(
+            f"targets must have the logits' shape {tuple(logits.shape)}, got {tuple(targets.shape)}"
+        )
+    return _reduce(-(targets.float() * F.log_softmax(logits.float(), dim=1)).sum(1), reduction)
+
+
+def confidence_regularizer(
+    logits: torch.Tensor, prior: torch.Tensor, *, eps: float = 1e-8, reduction: str = "mean"
+) -> torch.Tensor:
+    """The confidence regulariser of CORES (cheng2021cores; LNL-flywheel Eq. (9)), per sample:
+    sum_k prior_k log(softmax(z)_k + eps) <= 0. Minimising lambda times it pushes each prediction
+    away from the label marginal ``prior`` (K,), towards confident outputs.
+
+    ``eps`` = 1e-8 is the CORES code's clamp (the loss is then bounded below); ``eps`` = 0 is
+    the formula as printed, computed with log-softmax. For eps = 0 its gradient in the logits is
+    softmax(z) * sum(prior) - prior."""
+    if prior.dim() != 1 or prior.shape[0] != logits.shape[1]:
+        raise ValueError(f"prior must be ({logits.shape[1]},), got {tuple(prior.shape)}")
+    if eps < 0:
+        raise ValueError(f"eps must be >= 0, got {eps}")
+    z = _at_least_fp32(logits)
+    logp = F.log_softmax(z, dim=1) if eps == 0 else torch.log(F.softmax(z, dim=1) + eps)
+    return _reduce((logp * prior.to(logp)).sum(1), reduction)  # Eq. (9), one sample

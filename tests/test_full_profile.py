@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -18,7 +19,7 @@ import torch
 
 from lnl_core import METHODS, build_config, noise
 from lnl_core.data import synthetic
-from lnl_core.engine import choose_device, per_sample_pass
+from lnl_core.engine import CHECKPOINT, Run, choose_device, per_sample_pass
 from lnl_core.experiment import make_run
 
 N_TRAIN, N_TEST = 256, 64
@@ -57,9 +58,20 @@ def _train(cfg, run_dir, **run_kw):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", sorted(METHODS))
-def test_full_profile_epoch_under_bf16_autocast_and_channels_last(method, tmp_path, initial_parameters):
+def test_full_profile_epoch_under_bf16_autocast_and_channels_last(
+    method, tmp_path, initial_parameters, monkeypatch
+):
     cfg = _config(method)
     (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    save = Run._save
+
+    def keep_first(self, epochs_done):  # the checkpoint a kill after epoch 1 would have left
+        save(self, epochs_done)
+        if epochs_done == 1 and self.run_dir == tmp_path / "a":
+            shutil.copy(tmp_path / "a" / CHECKPOINT, tmp_path / "b" / CHECKPOINT)
+
+    monkeypatch.setattr(Run, "_save", keep_first)
     out, run = _train(cfg, tmp_path / "a")
     initial = dict(initial_parameters)  # the straight run's start (the resumed runs below refill it)
     assert len(out.history) == 2
@@ -81,8 +93,6 @@ def test_full_profile_epoch_under_bf16_autocast_and_channels_last(method, tmp_pa
     fp32 = per_sample_pass(net, run.train, batch_size=64)
     assert torch.allclose(passed["losses"], fp32["losses"], rtol=1e-5, atol=1e-6)
     # resume after a kill at the end of the first epoch gives the same history and weights
-    (tmp_path / "b").mkdir()
-    _train(cfg, tmp_path / "b", stop_after=1)
     resumed, _ = _train(cfg, tmp_path / "b", resume=True)
     assert json.dumps(resumed.history) == json.dumps(out.history)  # NaN-safe (empty selections give NaN)
     for name, model in out.models.items():

@@ -55,4 +55,4 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
-from . import cpc, dividemix, pemm, plremix, pmnar, standard  # noqa: E402,F401  (registers the methods)
+from . import cpc, dividemix, flywheel, pemm, plremix, pmnar, standard  # noqa: E402,F401  (registers the methods)
