@@ -51,6 +51,22 @@ def auc_one_and_two(delta, sigma):
     return norm.cdf(delta / sigma), norm.cdf(delta / sigma)  # forgets the sqrt(2) of a difference
 """,
     ),
+    "07_flywheel": (
+        ("PROFILE =", "def gradient_descent"),
+        """
+def fixed_point_w(gamma, K):
+    return gamma  # forgets the corrupted draws that land on the true class
+
+
+def cr_minimiser(p_cond, prior, lam):
+    return (p_cond - lam * prior) / (1 - lam)  # the all-positive formula, used where it does not hold
+
+
+def transition_m_step(q, labels, K):
+    counts = q.T @ F.one_hot(labels, K).to(q)
+    return counts / counts.sum(0, keepdim=True)  # normalises columns instead of rows
+""",
+    ),
 }
 
 

@@ -28,6 +28,7 @@ PAGES = {
     "chapter4": "notebooks/04_pmnar.html",
     "chapter5": "notebooks/05_cpc.html",
     "chapter6": "notebooks/06_plremix.html",
+    "chapter7": "notebooks/07_flywheel.html",
 }
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
