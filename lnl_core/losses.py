@@ -238,6 +238,12 @@ def consistency_kl(target_probs: torch.Tensor, logits: torch.Tensor, reduction: 
 # --------------------------------------------------------------------------- contrastive (PLReMix, liu2024plremix)
 
 
+def simclr_negatives(b: int, device=None) -> torch.Tensor:
+    """SimCLR's negative set for :func:`contrastive_loss`: every other sample of the batch.
+    (B, B) bool."""
+    return ~torch.eye(b, dtype=torch.bool, device=device)
+
+
 def contrastive_loss(
     z1: torch.Tensor,
     z2: torch.Tensor,

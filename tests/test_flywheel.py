@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from lnl_core import build_config, run_experiment
 from lnl_core.errors import LNLError
-from lnl_core.losses import confidence_regularizer, contrastive_loss, soft_ce
+from lnl_core.losses import confidence_regularizer, contrastive_loss, simclr_negatives, soft_ce
 from lnl_core.trainers.flywheel import (
     clean_posterior,
     corruption_likelihood,
@@ -17,7 +17,6 @@ from lnl_core.trainers.flywheel import (
     refurbish_targets,
     transition_estimate,
 )
-from lnl_core.trainers.plremix import simclr_negatives
 
 # --------------------------------------------------------------------------- closed forms
 

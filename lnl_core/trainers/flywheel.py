@@ -36,7 +36,6 @@ from ..config import hp_field
 from ..engine import Run
 from . import Method, TrainOutput, register
 from .dividemix import neg_entropy
-from .plremix import simclr_negatives
 
 CR_PRIORS = ("resampled", "given", "uniform")
 _FLOOR = 1e-12  # g and eps in Eq. (4): equal likelihoods give w = gamma, never 0 / 0
@@ -204,7 +203,7 @@ def _aux_epoch(run: Run, aux, opt, targets: torch.Tensor, hp: FlywheelHParams) -
                 emb = aux.forward_all(views).embeddings.float()
             z1, z2 = emb.chunk(2)
             con, _ = losses.contrastive_loss(
-                z1, z2, simclr_negatives(idx.numel(), run.device), tau=hp.temperature
+                z1, z2, losses.simclr_negatives(idx.numel(), run.device), tau=hp.temperature
             )
             loss = loss + hp.alpha * con
         run.step(loss, opt)
@@ -339,10 +338,10 @@ def _report(
             loglik.float(),
             state["gamma"],
             (y_hat == run.clean_labels).float().mean(),
-            (y_hat == run.clean_labels)[noisy].float().mean() if bool(noisy.any()) else nan,
+            (y_hat == run.clean_labels)[noisy].float().mean(),  # an empty part gives NaN
             (y_hat != run.labels).float().mean(),
-            eps[clean].mean() if bool(clean.any()) else nan,
-            eps[noisy].mean() if bool(noisy.any()) else nan,
+            eps[clean].mean(),
+            eps[noisy].mean(),
             (state["transition"] - true_t).abs().max(),
             (state["transition_c"] - true_tc)[tc_rows].abs().max() if true_tc is not None else nan,
         ]

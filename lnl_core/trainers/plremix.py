@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from ..cleaners import gmm_clean_probability, normalize_losses, selection_metrics
 from ..config import hp_field
 from ..engine import Run
-from ..losses import contrastive_loss, gradient_entanglement
+from ..losses import contrastive_loss, gradient_entanglement, simclr_negatives
 from ..noise import is_asymmetric
 from . import Method, TrainOutput, register
 from .dividemix import (
@@ -86,11 +86,6 @@ def relaxed_negatives(
         sets.scatter_(1, labels[:, None], 1.0)  # Eq. (8)
     overlap = sets @ sets.T  # (B, B) shared classes
     return (overlap == 0) & ~torch.eye(b, dtype=torch.bool, device=probs.device)  # Eq. (7)
-
-
-def simclr_negatives(b: int, device=None) -> torch.Tensor:
-    """SimCLR's negative set: every other sample of the batch. (B, B) bool."""
-    return ~torch.eye(b, dtype=torch.bool, device=device)
 
 
 def init_prototypes(emb: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -227,8 +222,10 @@ class PLReMixExtension(Extension):
         return Parts(state=self.state)
 
     def _reset_counts(self, run: Run) -> None:
-        # pairs seen, pairs selected as negatives, selected pairs of different true classes
-        self.counts = torch.zeros(3, device=run.device)
+        self.pairs = 0  # ordered pairs of samples seen in the epoch's batches
+        self.counts = torch.zeros(
+            2, device=run.device
+        )  # selected as negatives; of those, different true classes
 
     def _views(self, run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kind = self.hp.crl_augment or self.hp.mix_augment or None
@@ -246,13 +243,9 @@ class PLReMixExtension(Extension):
         z1, z2 = emb.chunk(2)
         loss, info = contrastive_loss(z1, z2, negatives, tau=tau, flat=flat)
         true = run.clean_labels[idx]
-        b = idx.numel()
+        self.pairs += idx.numel() * (idx.numel() - 1)
         self.counts += torch.stack(
-            [
-                torch.tensor(float(b * (b - 1)), device=run.device),
-                negatives.sum().float(),
-                (negatives & (true[:, None] != true[None, :])).sum().float(),
-            ]
+            [negatives.sum().float(), (negatives & (true[:, None] != true[None, :])).sum().float()]
         )
         return loss - loss.detach() + info["info_nce"] if flat else loss
 
@@ -331,12 +324,8 @@ class PLReMixExtension(Extension):
                         (s.argmax(1) == run.clean_labels).float().mean(),
                         (s.argmax(1) == labels).float().mean(),
                         known.float().mean(),
-                        (estimated == run.clean_labels)[known].float().mean()
-                        if bool(known.any())
-                        else torch.tensor(float("nan"), device=run.device),
-                        (estimated != labels)[known].float().mean()
-                        if bool(known.any())
-                        else torch.tensor(float("nan"), device=run.device),
+                        (estimated == run.clean_labels)[known].float().mean(),  # NaN if none is known
+                        (estimated != labels)[known].float().mean(),
                     ]
                 )
             )
@@ -362,7 +351,8 @@ class PLReMixExtension(Extension):
         }
 
     def epoch_record(self, run: Run, epoch: int) -> dict[str, Any]:
-        pairs, selected, true_neg = self.counts.tolist()
+        pairs = self.pairs
+        selected, true_neg = self.counts.tolist()
         self._reset_counts(run)
         if pairs == 0:
             return {}
