@@ -9,7 +9,15 @@ Modules: ``data`` (data sets, subsets, resident data), ``augment`` (batched augm
 __version__ = "0.1.0"
 
 from .errors import DataNotFoundError, LNLError  # noqa: E402
-from .experiment import build_config, run_experiment  # noqa: E402
+from .experiment import build_config, run_config, run_experiment  # noqa: E402
 from .trainers import METHODS  # noqa: E402
 
-__all__ = ["METHODS", "DataNotFoundError", "LNLError", "build_config", "run_experiment", "__version__"]
+__all__ = [
+    "METHODS",
+    "DataNotFoundError",
+    "LNLError",
+    "build_config",
+    "run_config",
+    "run_experiment",
+    "__version__",
+]

@@ -15,6 +15,7 @@ import json
 import math
 import platform
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,81 @@ def build_config(
         profile=profile, method_overrides=m.profile_settings(profile, dataset, noise, float(rate)),
         overrides=overrides,
     )  # fmt: skip
+
+
+# What "the same budget" means when a chapter compares runs: the data, the network and how long
+# and on which views it trains. Learning rates and weight decay belong to a method's protocol.
+BUDGET_FIELDS = (
+    "dataset", "train_size", "test_size", "model", "epochs", "batch_size", "schedule", "milestones", "augment",
+)  # fmt: skip
+
+
+def check_equal_budgets(
+    configs: dict[str, RunConfig], *, named: dict[str, tuple[str, ...]] | None = None
+) -> dict[str, Any]:
+    """Check that the runs of one comparison have the same budget (:data:`BUDGET_FIELDS`)
+    and return it. ``named`` lists, per run, the fields in which it differs on purpose (the
+    thing being compared); a named field that does not differ is an error too, so that a
+    chapter's declared differences stay true. Raises :class:`LNLError` listing every problem."""
+    if not configs:
+        raise LNLError("check_equal_budgets needs at least one config")
+    named = dict(named or {})
+    unknown = [f"{run}: {f}" for run, fs in named.items() for f in fs if f not in BUDGET_FIELDS]
+    missing = [run for run in named if run not in configs]
+    if unknown or missing:
+        raise LNLError(
+            f"check_equal_budgets: unknown runs {missing} or fields {unknown}; fields are {', '.join(BUDGET_FIELDS)}"
+        )
+    problems, common = [], {}
+    for field in BUDGET_FIELDS:
+        plain = {run: getattr(c, field) for run, c in configs.items() if field not in named.get(run, ())}
+        values = sorted(set(map(repr, plain.values())))
+        if len(values) > 1:
+            problems.append(f"{field} differs: " + ", ".join(f"{run} {v!r}" for run, v in plain.items()))
+        elif values:
+            common[field] = next(iter(plain.values()))
+            problems += [
+                f"{run} is said to differ in {field} but has the same {common[field]!r}"
+                for run, fs in named.items() if field in fs and getattr(configs[run], field) == common[field]
+            ]  # fmt: skip
+    if problems:
+        raise LNLError("unequal budgets: " + "; ".join(problems))
+    return common
+
+
+def notebook_run_dir(chapter: str, name: str, profile: str) -> Path | None:
+    """Where a chapter keeps one of its runs: nowhere under the reduced profile (minutes on
+    a CPU), ``runs/<chapter>/<name>`` under the full profile, so that with ``resume="auto"``
+    a disconnected session (Colab) continues from the last epoch instead of starting over."""
+    if profile == "reduced":
+        return None
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
+    return Path("runs") / chapter / slug
+
+
+# Seconds per CIFAR-10 epoch of reference implementations on one RTX 3080 Ti: PMNAR's Table 6
+# (300 epochs: CE 2.3 h, DivideMix 10.9 h, PMNAR 5.8 h). The basis of a chapter's run-time warning.
+REFERENCE_EPOCH_SECONDS = {"ce": 2.3 * 3600 / 300, "dividemix": 10.9 * 3600 / 300, "pmnar": 5.8 * 3600 / 300}
+
+
+def full_profile_warning(chapter: str, configs: dict[str, RunConfig]) -> str | None:
+    """Under the full profile, warn (and return the message) before a chapter's runs start:
+    how many epochs they add up to, a run-time range on one GPU from the reference
+    implementations' speed (:data:`REFERENCE_EPOCH_SECONDS`), and where the runs are kept so
+    that running the cell again resumes them. Under the reduced profile: ``None``."""
+    configs = {k: c for k, c in configs.items() if c.profile != "reduced"}
+    if not configs:
+        return None
+    epochs = sum(c.epochs for c in configs.values())
+    lo, hi = min(REFERENCE_EPOCH_SECONDS.values()), max(REFERENCE_EPOCH_SECONDS.values())
+    message = (
+        f"{chapter}: {len(configs)} full-profile runs, {epochs} epochs in all. At the reference code's "
+        f"{lo:.0f}-{hi:.0f} s per CIFAR-10 epoch on one GPU (CE to DivideMix, PMNAR's Table 6) that is "
+        f"{epochs * lo / 3600:.0f}-{epochs * hi / 3600:.0f} hours. Each run writes runs/{chapter}/<run>; "
+        "after a disconnect, run the cell again and it resumes from the last epoch."
+    )
+    warnings.warn(message, stacklevel=2)
+    return message
 
 
 def noise_kinds() -> tuple[str, ...]:
@@ -208,7 +284,7 @@ def run_experiment(
     profile: str = "reduced",
     out: str | Path | None = None,
     device: str = "auto",
-    resume: bool = False,
+    resume: bool | str = False,
     overwrite: bool = False,
     overrides: dict[str, Any] | None = None,
     quiet: bool = False,
@@ -220,12 +296,40 @@ def run_experiment(
 
     ``out`` is the run directory (``None``: nothing is written, no checkpoints).
     ``stop_after`` ends training after that many epochs in total, as if the process had
-    been killed then (a later ``resume=True`` call finishes the run).
+    been killed then (a later ``resume=True`` call finishes the run). ``resume="auto"``
+    continues ``out`` if it holds a checkpoint and starts it otherwise (a notebook cell that
+    is simply run again after a disconnect).
     """
-    m = get_method(method)
     cfg = build_config(
         method, dataset=dataset, noise=noise, rate=rate, seed=seed, profile=profile, overrides=overrides
     )
+    return run_config(
+        cfg, out=out, device=device, resume=resume, overwrite=overwrite, quiet=quiet,
+        data_root=data_root, download=download, stop_after=stop_after,
+    )  # fmt: skip
+
+
+def run_config(
+    cfg: RunConfig,
+    *,
+    out: str | Path | None = None,
+    device: str = "auto",
+    resume: bool | str = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    data_root=None,
+    download: bool = False,
+    stop_after: int | None = None,
+) -> Result:
+    """:func:`run_experiment` for a config made by :func:`build_config` (a chapter builds
+    its configs first, checks their budgets, then runs them)."""
+    if not isinstance(cfg, RunConfig):
+        raise LNLError(f"run_config needs a RunConfig from build_config, got {type(cfg).__name__}")
+    m = get_method(cfg.method)
+    if resume == "auto":
+        resume = out is not None and (Path(out) / CHECKPOINT).is_file()
+    elif not isinstance(resume, bool):
+        raise LNLError(f"resume must be True, False or 'auto', got {resume!r}")
     dev = choose_device(device)
     out_dir = Path(out) if out is not None else None
     if out_dir is None and resume:

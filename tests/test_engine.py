@@ -102,6 +102,20 @@ def test_resume_is_exact(tmp_path, tiny):
         assert resumed.summary[key] == straight.summary[key]
 
 
+def test_resume_auto_starts_then_continues_a_run(tmp_path, tiny):
+    # a notebook cell run again after a disconnect: the first call starts, the second continues
+    from lnl_core import build_config, run_config
+
+    cfg = build_config("ce", overrides=dict(tiny, epochs=2))
+    straight = run_config(cfg, quiet=True)
+    first = run_config(cfg, out=tmp_path / "r", resume="auto", quiet=True, stop_after=1)
+    assert len(first.history) == 1 and not (tmp_path / "r" / "result.json").exists()
+    again = run_config(cfg, out=tmp_path / "r", resume="auto", quiet=True)
+    assert again.history == straight.history and (tmp_path / "r" / "result.json").is_file()
+    with pytest.raises(LNLError, match="resume must be True, False or 'auto'"):
+        run_config(cfg, resume="yes")
+
+
 def test_resume_with_augmentation_is_exact(tmp_path, tiny):
     # the crop/flip generator state must be restored too
     ov = dict(tiny, augment="strong", epochs=2)
