@@ -29,6 +29,10 @@ METHOD_STYLES: dict[str, tuple[str, str]] = {
 }
 METHOD_STYLES["dividemix-pe"] = METHOD_STYLES["dividemix"]  # DivideMix with PEMM's head: a variant
 
+# Not methods: correctly labelled against mislabelled samples, in every figure that splits them.
+CORRECT_COLOR = "0.6"  # grey
+MISLABELLED_COLOR = "k"
+
 VARIANT_LINESTYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)))
 VARIANT_MARKERS: tuple[str, ...] = ("", "o", "s", "^", "v", "d")
 

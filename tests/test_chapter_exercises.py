@@ -1,11 +1,14 @@
-"""The chapters' self-checks tell a right answer from a wrong one.
+"""Every chapter's self-check tells a right answer from a wrong one.
 
-The reference solutions are taken from each chapter's solution blocks, so the test follows the
-chapter as it is; the wrong answers are plausible mistakes."""
+The reference solutions are taken from each chapter's solution blocks (the ```python blocks
+of its ``{solution}`` cells), so the test follows the chapter as it is. The wrong answers, one
+file per chapter in ``tests/chapter_exercises/``, are plausible mistakes; each must fail.
+Open-ended exercises have no self-check and no python block in their solution."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import io
 import re
 from pathlib import Path
@@ -13,61 +16,19 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
-
-# chapter: (cells to run before the answers, identified by a string they contain; wrong answers)
-CHAPTERS = {
-    "05_cpc": (
-        ("PROFILE =", "def m_step"),
-        """
-def posterior_with_prior(v, c, pi):
-    return torch.sigmoid((v * c).sum(1))  # forgets the prior's log-odds
+ROOT = Path(__file__).resolve().parent
+NOTEBOOKS = ROOT.parent / "notebooks"
+WRONG = ROOT / "chapter_exercises"
 
 
-def eq2_gradient(s, y, lambda_neg):
-    grad = torch.sigmoid(s)  # forgets lambda_neg on the negatives
-    grad[y] = torch.sigmoid(s[y]) - 1
-    return grad
+def _spec(chapter: str):
+    spec = importlib.util.spec_from_file_location(f"wrong_{chapter}", WRONG / f"{chapter}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def plugin_step(C, q):
-    C_new = m_step(q)
-    return C_new, log_lik(C_new) - log_lik(C), 0.0  # claims EM's guarantee for any guess
-""",
-    ),
-    "06_plremix": (
-        ("PROFILE =",),
-        """
-def anchor_gradient(q_a, q_pos, q_neg, tau):
-    P = (torch.cat([(q_a @ q_pos)[None], q_neg @ q_a]) / tau).softmax(0)
-    return (-q_pos + (P[1:, None] * q_neg).sum(0)) / tau  # forgets the factor 1 - P_aa+
-
-
-def disjoint_share(K, kappa):
-    return ((K - kappa) / K) ** kappa  # draws the second set's classes with replacement
-
-
-def auc_one_and_two(delta, sigma):
-    return norm.cdf(delta / sigma), norm.cdf(delta / sigma)  # forgets the sqrt(2) of a difference
-""",
-    ),
-    "07_flywheel": (
-        ("PROFILE =", "def gradient_descent"),
-        """
-def fixed_point_w(gamma, K):
-    return gamma  # forgets the corrupted draws that land on the true class
-
-
-def cr_minimiser(p_cond, prior, lam):
-    return (p_cond - lam * prior) / (1 - lam)  # the all-positive formula, used where it does not hold
-
-
-def transition_m_step(q, labels, K):
-    counts = q.T @ F.one_hot(labels, K).to(q)
-    return counts / counts.sum(0, keepdim=True)  # normalises columns instead of rows
-""",
-    ),
-}
+CHAPTERS = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
 
 
 def _cells(chapter: str) -> list[str]:
@@ -77,7 +38,7 @@ def _cells(chapter: str) -> list[str]:
 
 def _run_self_check(chapter: str, answers: str) -> list[str]:
     code = _cells(chapter)
-    setup = [next(c for c in code if marker in c) for marker in CHAPTERS[chapter][0]]
+    setup = [next(c for c in code if marker in c) for marker in _spec(chapter).SETUP]
     check = next(c for c in code if "def self_check" in c)
     namespace: dict = {}
     out = io.StringIO()
@@ -96,14 +57,26 @@ def _solutions(chapter: str) -> str:
         m for c in nb.cells if c.cell_type == "markdown" and "{solution}" in c.source
         for m in re.findall(r"```python\n(.*?)```", c.source, re.S)
     ]  # fmt: skip
-    assert len(blocks) == 3
+    assert len(blocks) == len(_spec(chapter).CHECKED), "one python block per self-checked exercise"
     return "\n\n".join(blocks)
 
 
-@pytest.mark.parametrize("chapter", sorted(CHAPTERS))
+def test_every_chapter_has_its_wrong_answers():
+    assert CHAPTERS == sorted(p.stem for p in WRONG.glob("*.py"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
 @pytest.mark.parametrize(
     "answers,verdict", [("solutions", "correct"), ("wrong", "not yet: the check failed")]
 )
 def test_self_checks_pass_the_solutions_and_fail_wrong_answers(chapter, answers, verdict):
-    lines = _run_self_check(chapter, _solutions(chapter) if answers == "solutions" else CHAPTERS[chapter][1])
-    assert lines == [f"exercise {i}: {verdict}" for i in (1, 2, 3)]
+    lines = _run_self_check(chapter, _solutions(chapter) if answers == "solutions" else _spec(chapter).WRONG)
+    assert lines == [f"exercise {i}: {verdict}" for i in _spec(chapter).CHECKED]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_untouched_stubs_report_not_attempted(chapter):
+    stubs = next(c for c in _cells(chapter) if "raise NotImplementedError" in c)
+    assert _run_self_check(chapter, stubs) == [
+        f"exercise {i}: not attempted yet" for i in _spec(chapter).CHECKED
+    ]
