@@ -96,6 +96,30 @@ def test_dividemix_resume_is_exact(tmp_path):
         assert torch.equal(resumed.output.state[key], straight.output.state[key])
 
 
+@pytest.mark.parametrize("co_divide", [True, False])
+def test_co_divide_option_chooses_whose_division_trains_each_network(co_divide, monkeypatch):
+    """co_divide=True (the paper): network i trains on the division made from network 1 - i;
+    co_divide=False (the single-network ablation): on the division made from itself."""
+    from lnl_core.trainers import dividemix
+
+    trained_on = {}
+    original = dividemix._mixmatch_epoch
+
+    def recording(run, i, nets, opt, prob, *args, **kwargs):
+        trained_on[i] = prob.clone()
+        return original(run, i, nets, opt, prob, *args, **kwargs)
+
+    monkeypatch.setattr(dividemix, "_mixmatch_epoch", recording)
+    res = run_experiment("dividemix", overrides=_tiny(epochs=2, co_divide=co_divide), quiet=True)
+    divisions = res.output.state["clean_prob"]  # (2, N): row j made from network j, in the last epoch
+    assert not torch.equal(divisions[0], divisions[1])  # two networks, two different divisions
+    for i in range(2):
+        source = 1 - i if co_divide else i
+        assert torch.equal(trained_on[i], divisions[source])
+        assert not torch.equal(trained_on[i], divisions[1 - source])
+    assert build_config("dividemix").hp.co_divide is True  # the default is the paper's
+
+
 # --------------------------------------------------------------------------- the substrate, second pass
 
 GOLDEN = Path(__file__).parent / "golden" / "dividemix_reduced_seed0_2b829eb.json"

@@ -317,3 +317,15 @@ def test_headline_is_network_f_and_the_ensemble_is_recorded_beside_it():
     single = run_experiment("pmnar", overrides={"train_size": 400, "test_size": 200, "epochs": 1, "dual": False},
                             quiet=True)  # fmt: skip
     assert "test_acc_ensemble" not in single.history[-1]
+
+
+def test_without_pruning_the_complementary_sets_stay_whole():
+    """prune=False (an ablation): the sets of Alg. 1 line 3 are never touched; the default prunes."""
+    pruned = run_experiment("pmnar", overrides=_tiny(), quiet=True)
+    whole = run_experiment("pmnar", overrides=_tiny(prune=False), quiet=True)
+    labels = torch.from_numpy(whole.noisy.noisy)
+    full = ~torch.nn.functional.one_hot(labels, 10).bool().expand(2, -1, -1)
+    assert torch.equal(whole.output.state["complementary"], full)
+    assert whole.history[-1]["complementary_size"] == 9.0
+    assert pruned.output.state["complementary"].sum() < full.sum()
+    assert build_config("pmnar").hp.prune and not whole.config.hp.prune

@@ -53,6 +53,9 @@ class DivideMixHParams:
     entropy_penalty: bool = hp_field(False, "negative-entropy penalty in warm-up (asymmetric noise)")
     warmup_batch_factor: int = hp_field(2, "warm-up batch = factor x batch size (reference code)")
     class_aware: bool = hp_field(False, "one GMM per given class, each on its class's own normalised losses")
+    co_divide: bool = hp_field(
+        True, "each network trains on its peer's division (False: on its own; an ablation, not the paper's)"
+    )
     mix_augment: str = hp_field(
         "", "AugDesc-WS: augmentation of the mixed views ('' = the guessing views, as DivideMix)"
     )
@@ -399,9 +402,10 @@ def train_dividemix(run: Run, hp: DivideMixHParams, *, extension: Extension | No
             sel = ext.select(run, epoch, passes, gmm_prob)
             state["clean_prob"].copy_(sel.clean_prob)
             # ---- co-divide + train: each network learns from the other's division
+            # (hp.co_divide False: from its own, the single-network ablation)
             stats = [
-                _mixmatch_epoch(run, i, nets, opts[i], state["clean_prob"][1 - i], sel.threshold, epoch,
-                                hp, ext, extra)
+                _mixmatch_epoch(run, i, nets, opts[i], state["clean_prob"][1 - i if hp.co_divide else i],
+                                sel.threshold, epoch, hp, ext, extra)
                 for i in range(2)
             ]  # fmt: skip
             record["train_loss"] = float(np.mean([s["lx"] for s in stats]))

@@ -17,7 +17,8 @@ Algorithm 1, each epoch:
 Warm-up epochs train with weights 1 and full complementary sets (Alg. 1 lines 1-3, 12).
 The ablations of Table 5, Fig. 1 and Fig. 4 are hyperparameters of this one trainer:
 ``loss`` (ce / nl / ml / pm), ``reweight`` (AR on or off), ``dual`` (two networks or one
-weighted by its own confidences) and ``beta`` (0 drops the consistency term).
+weighted by its own confidences), ``beta`` (0 drops the consistency term) and ``prune``
+(False keeps the complementary sets of line 3 whole).
 
 Choices the paper leaves open (the book's Deviations page):
 
@@ -62,6 +63,7 @@ class PMNARHParams:
     reweight: bool = hp_field(True, "adaptive reweighting, Eq. (4) / (8); False: all weights 1")
     dual: bool = hp_field(True, "two networks weighting each other (Alg. 1); False: one, own weights")
     threshold: float = hp_field(0.5, "noise detection: clean if f_y > threshold (Table 4)")
+    prune: bool = hp_field(True, "Alg. 1 line 8: drop predicted labels from S; False: S never shrinks")
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
@@ -188,7 +190,9 @@ def train_pmnar(run: Run, hp: PMNARHParams) -> TrainOutput:
             for i, net in enumerate(nets):
                 probs = run.per_sample(net)["probs"]  # (N, K) float32
                 state["clean_prob"][i] = probs.gather(1, run.labels[:, None]).squeeze(1)
-                state["complementary"][i] = prune_complementary(state["complementary"][i], probs.argmax(1))
+                if hp.prune:  # line 8 (prune=False, an ablation: the sets of line 3 throughout)
+                    comp = state["complementary"]
+                    comp[i] = prune_complementary(comp[i], probs.argmax(1))
             if hp.reweight:  # line 10: each network weighted by its peer's confidences
                 for i in range(m):
                     state["weights"][i] = losses.ar_weights(state["clean_prob"][peer[i]])
