@@ -93,7 +93,7 @@ BUDGET_FIELDS = (
 def check_equal_budgets(
     configs: dict[str, RunConfig], *, named: dict[str, tuple[str, ...]] | None = None
 ) -> dict[str, Any]:
-    """Check that the runs of one comparison have the same budget (:data:`BUDGET_FIELDS`)
+    """Check that the runs of one comparison have the same budget (``BUDGET_FIELDS``)
     and return it. ``named`` lists, per run, the fields in which it differs on purpose (the
     thing being compared); a named field that does not differ is an error too, so that a
     chapter's declared differences stay true. Raises :class:`LNLError` listing every problem."""
@@ -141,7 +141,7 @@ REFERENCE_EPOCH_SECONDS = {"ce": 2.3 * 3600 / 300, "dividemix": 10.9 * 3600 / 30
 def full_profile_warning(chapter: str, configs: dict[str, RunConfig]) -> str | None:
     """Under the full profile, warn (and return the message) before a chapter's runs start:
     how many epochs they add up to, a run-time range on one GPU from the reference
-    implementations' speed (:data:`REFERENCE_EPOCH_SECONDS`), and where the runs are kept so
+    implementations' speed (``REFERENCE_EPOCH_SECONDS``), and where the runs are kept so
     that running the cell again resumes them. Under the reduced profile: ``None``."""
     configs = {k: c for k, c in configs.items() if c.profile != "reduced"}
     if not configs:

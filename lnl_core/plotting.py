@@ -34,7 +34,7 @@ CORRECT_COLOR = "0.6"  # grey
 MISLABELLED_COLOR = "k"
 
 VARIANT_LINESTYLES: tuple[Any, ...] = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)))
-VARIANT_MARKERS: tuple[str, ...] = ("", "o", "s", "^", "v", "d")
+VARIANT_MARKERS: tuple[str, ...] = ("", "<", ">", "p", "d", "8")  # none of them a method's marker
 
 
 def method_color(method: str) -> str:

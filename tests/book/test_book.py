@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 PAGES = {
     "intro": "book/preface.html",
+    "notation": "book/notation.html",
     "chapter1": "notebooks/01_noisy_labels.html",
     "chapter2": "notebooks/02_dividemix.html",
     "chapter3": "notebooks/03_pemm.html",

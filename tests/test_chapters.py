@@ -1,0 +1,131 @@
+"""What every chapter notebook promises about its runs, checked without training.
+
+* Equal budgets under both profiles: each chapter builds the configs of its comparisons in
+  cells tagged ``run-plan`` and checks them with ``check_equal_budgets``. Here those cells are
+  executed under ``LNL_PROFILE=full`` (building configs needs no data), and every check they
+  make must pass on the full profile's configs.
+* One colour per method: the book-wide style helper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lnl_core import METHODS, LNLError, build_config, experiment
+from lnl_core.plotting import METHOD_STYLES, VARIANT_MARKERS, method_color, method_style
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+CHAPTERS = sorted(p.stem for p in NOTEBOOKS.glob("*.ipynb"))
+
+
+def _plan_cells(chapter: str) -> tuple[str, list[str]]:
+    nb = nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    setup = next(c.source for c in code if "PROFILE = os.environ" in c.source)
+    return setup, [c.source for c in code if "run-plan" in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_every_comparison_has_equal_budgets_under_the_full_profile(chapter, monkeypatch):
+    setup, plans = _plan_cells(chapter)
+    assert plans, f"{chapter} has no cell tagged run-plan"
+    checked = []
+    original = experiment.check_equal_budgets
+
+    def recording(configs, **kwargs):
+        checked.append(dict(configs))
+        return original(configs, **kwargs)
+
+    monkeypatch.setenv("LNL_PROFILE", "full")
+    monkeypatch.setattr(experiment, "check_equal_budgets", recording)
+    namespace: dict = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec("import sys\n" + setup, namespace)
+        for cell in plans:
+            exec(cell, namespace)  # raises LNLError on an unequal budget
+    assert namespace["PROFILE"] == "full"
+    assert checked, f"{chapter}: its run-plan cells never call check_equal_budgets"
+    for configs in checked:
+        assert all(c.profile == "full" for c in configs.values()), chapter
+        assert len({c.epochs for c in configs.values()}) == 1, chapter
+
+
+def _cfg(method, **overrides):
+    return build_config(method, profile="full", dataset="cifar10", overrides=overrides or None)
+
+
+def test_check_equal_budgets_finds_unequal_and_stale_differences():
+    pmnar = _cfg("pmnar")
+    budget = {"epochs": pmnar.epochs, "milestones": pmnar.milestones, "batch_size": pmnar.batch_size}
+    same = experiment.check_equal_budgets({"PMNAR": pmnar, "CE": _cfg("ce", **budget)})
+    assert same["epochs"] == 300 and same["milestones"] == (120, 240)
+    with pytest.raises(LNLError, match="epochs differs: PMNAR 300, CE 15"):
+        experiment.check_equal_budgets({"PMNAR": pmnar, "CE": _cfg("ce", **dict(budget, epochs=15))})
+    no_aug = _cfg("ce", **dict(budget, augment="none"))
+    with pytest.raises(LNLError, match="augment differs"):
+        experiment.check_equal_budgets({"PMNAR": pmnar, "CE": no_aug})
+    named = experiment.check_equal_budgets({"PMNAR": pmnar, "CE": no_aug}, named={"CE": ("augment",)})
+    assert named["augment"] == "weak"  # the budget of the runs that do not differ
+    with pytest.raises(LNLError, match="said to differ in augment"):
+        experiment.check_equal_budgets(
+            {"PMNAR": pmnar, "CE": _cfg("ce", **budget)}, named={"CE": ("augment",)}
+        )
+    with pytest.raises(LNLError, match="unknown runs"):
+        experiment.check_equal_budgets({"PMNAR": pmnar}, named={"CE": ("lr",)})
+
+
+def test_notebook_run_dir_only_under_the_full_profile():
+    assert experiment.notebook_run_dir("04_pmnar", "PM + AR", "reduced") is None
+    assert experiment.notebook_run_dir("04_pmnar", "PM + AR", "full") == Path("runs/04_pmnar/pm---ar")
+
+
+def test_full_profile_warning_counts_the_epochs():
+    assert experiment.full_profile_warning("04_pmnar", {"CE": build_config("ce")}) is None
+    configs = {"CE": _cfg("ce"), "PMNAR": _cfg("pmnar")}
+    with pytest.warns(UserWarning, match="2 full-profile runs, 600 epochs in all.* 5-22 hours"):
+        experiment.full_profile_warning("04_pmnar", configs)
+
+
+def test_every_method_has_one_colour_and_variants_keep_it():
+    assert set(METHODS) <= set(METHOD_STYLES)
+    colours = {method_color(m) for m in METHODS if m != "dividemix-pe"}
+    assert len(colours) == len(METHODS) - 1  # no two methods share a colour
+    own = {marker for _, marker in METHOD_STYLES.values()}
+    assert len(own) == len(set(METHOD_STYLES.values()))  # one marker, one method
+    assert not own & set(VARIANT_MARKERS)
+    base, ablation = method_style("pmnar"), method_style("pmnar", variant=2)
+    assert base["color"] == ablation["color"] and base["linestyle"] != ablation["linestyle"]
+    with pytest.raises(ValueError, match="no style for method"):
+        method_color("mixup")
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_the_colab_install_cell_pins_this_version(chapter):
+    from lnl_core import __version__
+
+    nb = nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4)
+    install = nb.cells[1]
+    assert install.cell_type == "code" and "pip" in install.source, (
+        f"{chapter}: cell 1 is not the install cell"
+    )
+    assert f'BOOK_VERSION = "{__version__}"' in install.source, (
+        f"{chapter}: install cell not pinned to {__version__}"
+    )
+    assert "hide-input" in install.metadata.get("tags", [])
+
+
+def test_no_control_characters_in_the_book_sources():
+    # "\tau" written through a Python string once became a tab followed by "au" on a page
+    bad = re.compile(r"[\x00-\x08\x0b-\x1f]")
+    pages = {p.name: p.read_text() for p in (NOTEBOOKS.parent / "book").glob("*.md")}
+    for chapter in CHAPTERS:
+        nb = nbformat.read(NOTEBOOKS / f"{chapter}.ipynb", as_version=4)
+        pages |= {f"{chapter} cell {i}": c.source for i, c in enumerate(nb.cells)}
+    found = {name: bad.search(text).group(0) for name, text in pages.items() if bad.search(text)}
+    assert not found, found
