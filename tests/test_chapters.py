@@ -45,10 +45,10 @@ def test_every_comparison_has_equal_budgets_under_the_full_profile(chapter, monk
     monkeypatch.setenv("LNL_PROFILE", "full")
     monkeypatch.setattr(experiment, "check_equal_budgets", recording)
     namespace: dict = {}
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), pytest.warns(UserWarning, match="full-profile runs"):
         exec("import sys\n" + setup, namespace)
         for cell in plans:
-            exec(cell, namespace)  # raises LNLError on an unequal budget
+            exec(cell, namespace)  # raises LNLError on an unequal budget; warns with the run time
     assert namespace["PROFILE"] == "full"
     assert checked, f"{chapter}: its run-plan cells never call check_equal_budgets"
     for configs in checked:
