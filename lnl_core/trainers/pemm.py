@@ -133,9 +133,10 @@ def train_pemm(run: Run, hp: PEMMHParams) -> TrainOutput:
 # eigenvalue at the regular simplex is about 132 for K = 10 and 1270 for K = 100 (lambda = 1,
 # beta = 0.3; 1264 at the compromise layout 100 centres reach in ResNet-44's 64 feature
 # dimensions, where the simplex cannot exist); heavy-ball SGD with momentum 0.9 is stable only
-# below 2 (1 + 0.9) / that, i.e. lr < 0.029 (K = 10) and lr < 0.003 (K = 100). Above it the centres overshoot, collide and are
-# flung far from the origin, where the PE is nearly flat (the chapter shows it). So the centres
-# take a scaled learning rate: 0.01 for K = 10 (the paper's own Sec. 6.1 rate), 0.002 for K = 100.
+# below 2 (1 + 0.9) / that, i.e. lr < 0.029 (K = 10) and lr < 0.003 (K = 100). Above it the
+# centres overshoot, collide and are flung far from the origin, where the PE is nearly flat (the
+# chapter shows it). So the centres take a scaled learning rate: 0.01 for K = 10 (the paper's
+# own Sec. 6.1 rate), 0.002 for K = 100.
 # Deviations page; ``center_lr_scale=1`` gives the paper as written.
 _CENTER_LR = {10: 0.01, 100: 0.002}
 

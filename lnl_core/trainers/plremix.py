@@ -223,9 +223,8 @@ class PLReMixExtension(Extension):
 
     def _reset_counts(self, run: Run) -> None:
         self.pairs = 0  # ordered pairs of samples seen in the epoch's batches
-        self.counts = torch.zeros(
-            2, device=run.device
-        )  # selected as negatives; of those, different true classes
+        # pairs selected as negatives; of those, pairs of different true classes
+        self.counts = torch.zeros(2, device=run.device)
 
     def _views(self, run: Run, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         kind = self.hp.crl_augment or self.hp.mix_augment or None
