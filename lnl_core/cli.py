@@ -1,4 +1,4 @@
-"""The ``lnl`` command: ``lnl list``, ``lnl run``, ``lnl table``.
+"""The ``lnl`` command: ``lnl list``, ``lnl run``, ``lnl table``, ``lnl bench``, ``lnl verify``.
 
 Bad input of any kind ends with one line on stderr and exit status 2, and nothing on disk
 changes.
@@ -27,7 +27,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lnl", description="Learning with noisy labels: run the book's methods.")
-    sub = p.add_subparsers(dest="command", metavar="{list,run,table}", parser_class=_Parser)
+    sub = p.add_subparsers(dest="command", metavar="{list,run,table,bench,verify}", parser_class=_Parser)
     sub.required = True
 
     sub.add_parser("list", help="methods, data sets, noise kinds and profiles with their settings")
@@ -52,6 +52,34 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("table", help="summarise run directories (their result.json) as a table")
     t.add_argument("runs", nargs="+", help="run directories")
+
+    b = sub.add_parser(
+        "bench", help="run (or continue) a grid of methods x noise settings x seeds; print its summary table"
+    )
+    b.add_argument("--out", required=True, help="grid directory (bench.json and one run directory per cell)")
+    b.add_argument("--methods", nargs="+", metavar="M",
+                   help="method names, or variants NAME+KEY=VALUE[+KEY=VALUE] (e.g. ce+augment=weak)")  # fmt: skip
+    b.add_argument(
+        "--noise", nargs="+", metavar="KIND:RATE", help="noise settings, e.g. symmetric:0.5 asymmetric:0.4"
+    )
+    b.add_argument("--seeds", nargs="+", type=int, metavar="S")
+    b.add_argument("--profile", default="reduced")
+    b.add_argument("--dataset", default="fashion_mnist")
+    b.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a setting in every cell (repeatable)")  # fmt: skip
+    b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    b.add_argument("--threads", type=int, help="torch CPU threads (recorded; CPU results depend on it)")
+    b.add_argument(
+        "--keep-run-files", action="store_true", help="keep checkpoints and noisy labels of finished cells"
+    )
+    b.add_argument("--table", action="store_true", help="only print the summary table of the grid in --out")
+    b.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("verify", help="re-run cells of a grid on the CPU and require bit-identical histories")
+    v.add_argument("out", help="grid directory")
+    v.add_argument("--all", action="store_true", help="every finished cell (default: one cell per method)")
+    v.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
     return p
 
 
@@ -146,6 +174,45 @@ def cmd_table(args: argparse.Namespace) -> None:
     print("test accuracy in %; last = last epoch (the headline); *peak = best epoch on the test set")
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from . import bench
+
+    given = [args.methods, args.noise, args.seeds]
+    if args.table:
+        if any(given) or args.sets:
+            raise LNLError("--table prints an existing grid: give only --out")
+        print(bench.format_table(bench.summary_rows(args.out)))
+        return
+    if any(given) and not all(given):
+        raise LNLError("a new grid needs --methods, --noise and --seeds (or none of them, to continue --out)")
+    grid = None
+    if all(given):
+        grid = bench.make_grid(
+            methods=args.methods, settings=args.noise, seeds=args.seeds, profile=args.profile,
+            dataset=args.dataset, overrides=_parse_sets(args.sets),
+        )  # fmt: skip
+    elif args.sets:
+        raise LNLError("--set belongs to a new grid; a grid continues with the settings it was started with")
+    rows = bench.run_grid(
+        grid, args.out, device=args.device, threads=args.threads, keep_run_files=args.keep_run_files,
+        quiet=args.quiet, data_root=args.data_root,
+    )  # fmt: skip
+    print(bench.format_table(rows) if rows else "no finished cells")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from . import bench
+
+    grid, _ = bench.load_grid(args.out)
+    cells = list(bench.load_results(args.out)) if args.all else None
+    problems = bench.verify_cells(args.out, cells, data_root=args.data_root)
+    for cell, problem in problems:
+        print(f"lnl verify: {cell.path}: {problem}", file=sys.stderr)
+    n = len(cells) if cells is not None else len(bench.sample_cells(grid))
+    print(f"{n - len(problems)} of {n} cells reproduced bit for bit")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -153,6 +220,10 @@ def main(argv: list[str] | None = None) -> int:
             cmd_list()
         elif args.command == "run":
             cmd_run(args)
+        elif args.command == "bench":
+            cmd_bench(args)
+        elif args.command == "verify":
+            return cmd_verify(args)
         else:
             cmd_table(args)
     except LNLError as exc:

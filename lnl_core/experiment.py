@@ -258,6 +258,7 @@ def summarize(cfg: RunConfig, noisy: NoisyLabels, history: list[dict], *, wall_t
         "noise": cfg.noise,
         "rate": cfg.rate,
         "actual_noise_rate": noisy.actual_rate,
+        "noisy_labels_sha256": noisy.digest(),
         "seed": cfg.seed,
         "profile": cfg.profile,
         "config": cfg.to_dict(),

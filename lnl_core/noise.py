@@ -20,6 +20,7 @@ The returned :class:`NoisyLabels` always reports the *actual* rate.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -185,6 +186,10 @@ class NoisyLabels:
         empty = totals[:, 0] == 0
         counts[empty] = np.eye(k)[empty]
         return counts / counts.sum(1, keepdims=True)
+
+    def digest(self) -> str:
+        """SHA-256 of the noisy labels (as little-endian int64): the same labels, the same digest."""
+        return hashlib.sha256(np.ascontiguousarray(self.noisy, dtype="<i8").tobytes()).hexdigest()
 
     def save(self, path: str | os.PathLike) -> None:
         """Write an ``.npz`` with the labels and the generator spec."""

@@ -1,0 +1,476 @@
+"""Benchmark grids: every (method, noise setting, seed) cell of one profile in one directory.
+
+``lnl bench`` runs a grid, ``lnl bench --table`` summarises one, ``lnl verify`` re-runs cells
+of one and requires the same histories, bit for bit. The Benchmark chapter reads the grid that
+is committed under ``benchmarks/results/``.
+
+Layout of a grid directory::
+
+    bench.json                       the grid, and one entry per session that ran cells in it
+                                     (machine, torch threads, versions, cells run, seconds)
+    <method>/<noise>-<rate>/seed<k>/ one run directory per cell: config.json and result.json
+                                     (checkpoint.pt and noisy_labels.npz only with keep_run_files)
+
+A method in a grid is a registered name (``dividemix``) or a variant with its own settings,
+``NAME+KEY=VALUE[+KEY=VALUE...]`` (``ce+augment=weak``: CE on crop + flip views). Every cell
+with the same (noise, rate, seed) trains on the same noisy labels, whatever its method:
+``noise.make`` depends on nothing else, and each ``result.json`` holds the labels' digest, which
+:func:`summary_rows` compares across methods.
+
+A grid is resumable: a cell with a ``result.json`` is finished and is not run again; a cell with
+a checkpoint continues from it; the others start. On the CPU a cell's history depends only on
+its config and the torch thread count, which ``bench.json`` records and ``lnl verify`` restores.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .config import RunConfig
+from .errors import LNLError
+from .experiment import RUN_FILES, build_config, run_config
+from .trainers import METHODS
+
+GRID_FILE = "bench.json"
+_KEPT = ("config.json", "result.json")  # what a finished cell keeps by default
+
+
+@dataclass(frozen=True)
+class Cell:
+    method: str  # the grid's method token: a registered name or NAME+KEY=VALUE...
+    noise: str
+    rate: float
+    seed: int
+
+    @property
+    def path(self) -> Path:
+        return Path(self.method) / f"{self.noise}-{self.rate:.2f}" / f"seed{self.seed}"
+
+    @property
+    def setting(self) -> tuple[str, float]:
+        return (self.noise, self.rate)
+
+
+def parse_method(token: str) -> tuple[str, dict[str, str]]:
+    """``"ce+augment=weak"`` -> ``("ce", {"augment": "weak"})``."""
+    name, *parts = token.split("+")
+    if name not in METHODS:
+        raise LNLError(f"unknown method {name!r} in {token!r}; choose one of {', '.join(sorted(METHODS))}")
+    sets = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise LNLError(f"a method variant is NAME+KEY=VALUE[+KEY=VALUE...], got {token!r}")
+        sets[key] = value
+    return name, sets
+
+
+def parse_setting(token: str) -> tuple[str, float]:
+    """``"symmetric:0.5"`` -> ``("symmetric", 0.5)``."""
+    kind, sep, rate = token.rpartition(":")
+    if not sep or not kind:
+        raise LNLError(f"a noise setting is KIND:RATE (e.g. symmetric:0.5), got {token!r}")
+    try:
+        return kind, float(rate)
+    except ValueError:
+        raise LNLError(f"a noise setting is KIND:RATE (e.g. symmetric:0.5), got {token!r}") from None
+
+
+@dataclass(frozen=True)
+class Grid:
+    profile: str
+    dataset: str
+    methods: tuple[str, ...]
+    settings: tuple[tuple[str, float], ...]
+    seeds: tuple[int, ...]
+    overrides: tuple[tuple[str, str], ...] = ()  # applied to every cell (--set)
+
+    def cells(self) -> list[Cell]:
+        """Seed-major, so that a grid stopped early has every method at its first seeds."""
+        return [
+            Cell(m, kind, rate, seed) for seed in self.seeds for kind, rate in self.settings for m in self.methods
+        ]  # fmt: skip
+
+    def config(self, cell: Cell) -> RunConfig:
+        name, sets = parse_method(cell.method)
+        overrides = dict(self.overrides)
+        overrides.update(sets)
+        return build_config(
+            name, dataset=self.dataset, noise=cell.noise, rate=cell.rate, seed=cell.seed,
+            profile=self.profile, overrides=overrides,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "profile": self.profile,
+            "dataset": self.dataset,
+            "methods": list(self.methods),
+            "settings": [[k, r] for k, r in self.settings],
+            "seeds": list(self.seeds),
+            "overrides": dict(self.overrides),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Grid:
+        return cls(
+            d["profile"], d["dataset"], tuple(d["methods"]), tuple((k, float(r)) for k, r in d["settings"]),
+            tuple(int(s) for s in d["seeds"]), tuple(sorted(d.get("overrides", {}).items())),
+        )  # fmt: skip
+
+
+def make_grid(
+    *,
+    methods: Sequence[str],
+    settings: Sequence[str | tuple[str, float]],
+    seeds: Sequence[int],
+    profile: str = "reduced",
+    dataset: str = "fashion_mnist",
+    overrides: dict[str, str] | None = None,
+) -> Grid:
+    """A grid, with every cell's config built (and so checked) before anything runs."""
+    if not methods or not settings or not seeds:
+        raise LNLError("a grid needs at least one method, one noise setting and one seed")
+    settings = tuple(parse_setting(s) if isinstance(s, str) else (s[0], float(s[1])) for s in settings)
+    for name, values in (("methods", methods), ("noise settings", settings), ("seeds", seeds)):
+        if len(set(values)) != len(values):
+            raise LNLError(f"the grid lists {name} twice: {list(values)}")
+    grid = Grid(
+        profile, dataset, tuple(methods), settings, tuple(int(s) for s in seeds),
+        tuple(sorted((overrides or {}).items())),
+    )  # fmt: skip
+    for cell in grid.cells():
+        grid.config(cell)
+    return grid
+
+
+def machine() -> dict[str, Any]:
+    """Where cells ran: what makes their timings (and, on the CPU, their bits) what they are."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torchvision
+
+    from .experiment import _versions
+
+    return {
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "versions": dict(_versions(), torchvision=torchvision.__version__),
+    }
+
+
+def load_grid(out: str | Path) -> tuple[Grid, dict[str, Any]]:
+    path = Path(out) / GRID_FILE
+    try:
+        record = json.loads(path.read_text())
+        return Grid.from_dict(record["grid"]), record
+    except FileNotFoundError:
+        raise LNLError(f"{out} is not a benchmark grid: no {GRID_FILE} (start one with lnl bench)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise LNLError(f"cannot read {path}: {exc}") from None
+
+
+def _cell_state(out: Path, cell: Cell, cfg: RunConfig) -> str:
+    """'done', 'resume', 'restart' (run files of a cell killed before its first epoch) or 'new'."""
+    d = out / cell.path
+    if (d / "result.json").is_file():
+        saved = _read_result(out, cell)["config"]
+        if saved != json.loads(json.dumps(cfg.to_dict())):
+            diff = sorted(k for k in set(saved) | set(cfg.to_dict()) if saved.get(k) != cfg.to_dict().get(k))
+            raise LNLError(
+                f"cell {cell.path} was run with another config (differs in {', '.join(diff) or 'hp'}); "
+                "the code or the grid changed: start a new grid directory"
+            )
+        return "done"
+    if (d / "checkpoint.pt").is_file():
+        return "resume"
+    if d.is_dir() and any(d.iterdir()):
+        foreign = [p.name for p in d.iterdir() if p.name not in RUN_FILES]
+        if foreign:
+            raise LNLError(f"cell directory {d} holds files that no run wrote ({', '.join(foreign[:3])})")
+        return "restart"
+    return "new"
+
+
+def _read_result(out: Path, cell: Cell) -> dict[str, Any]:
+    path = out / cell.path / "result.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise LNLError(f"cannot read {path}: {exc}") from None
+
+
+def run_grid(
+    grid: Grid | None,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    keep_run_files: bool = False,
+    quiet: bool = False,
+    data_root=None,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every unfinished cell of ``grid`` into ``out`` and return :func:`summary_rows`.
+
+    ``grid=None`` continues the grid already in ``out``. A grid given for an existing
+    directory must have the same profile, data set and settings and contain all of its cells
+    (so cells can be added, never orphaned). ``threads`` sets torch's CPU threads for the
+    session (default: torch's current count); it is recorded, since CPU results depend on it.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise LNLError(f"{out} exists and is not a directory")
+    old = load_grid(out) if (out / GRID_FILE).exists() else None
+    if grid is None:
+        if old is None:
+            raise LNLError(f"{out} holds no grid to continue; give methods, noise settings and seeds")
+        grid = old[0]
+    elif old is not None:
+        before = old[0]
+        same = (before.profile, before.dataset, before.overrides) == (
+            grid.profile,
+            grid.dataset,
+            grid.overrides,
+        )
+        missing = [str(c.path) for c in before.cells() if c not in set(grid.cells())]
+        if not same or missing:
+            raise LNLError(
+                f"{out} holds another grid ({before.profile} profile, {before.dataset}, overrides "
+                f"{dict(before.overrides)}, {len(before.cells())} cells); a grid given for it must keep its "
+                "profile, data set and overrides and all of its cells. Use another directory."
+            )
+    elif out.is_dir() and any(out.iterdir()):
+        raise LNLError(f"{out} exists and is not a benchmark grid; choose a new directory")
+    if threads is not None:
+        if threads < 1:
+            raise LNLError(f"threads must be at least 1, got {threads}")
+        torch.set_num_threads(threads)
+    cells = grid.cells()
+    configs = {c: grid.config(c) for c in cells}
+    states = {c: _cell_state(out, c, configs[c]) for c in cells}  # raises before anything is written
+    todo = [c for c in cells if states[c] != "done"]
+
+    session = {
+        "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "cells_run": [],
+    }
+    record = old[1] if old else {"format": 1}
+    record["grid"] = grid.to_dict()
+    record.setdefault("sessions", [])
+    out.mkdir(parents=True, exist_ok=True)
+    if todo:
+        record["sessions"].append(session)
+    _write_json(out / GRID_FILE, record)
+    log(f"{len(cells)} cells, {len(cells) - len(todo)} finished, {len(todo)} to run in {out}")
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(todo, desc="cells", unit="cell", disable=quiet or not todo)
+    t0 = time.perf_counter()
+    for cell in bar:
+        bar.set_postfix_str(str(cell.path))
+        d = out / cell.path
+        state = states[cell]
+        run_config(
+            configs[cell], out=d, device=device, resume=state == "resume", overwrite=state == "restart",
+            quiet=True, data_root=data_root,
+        )  # fmt: skip
+        if not keep_run_files:
+            for name in RUN_FILES:
+                if name not in _KEPT:
+                    (d / name).unlink(missing_ok=True)
+        session["cells_run"].append(str(cell.path))
+        session["seconds"] = round(time.perf_counter() - t0, 1)
+        _write_json(out / GRID_FILE, record)
+    bar.close()
+    return summary_rows(out)
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1) + "\n")
+    tmp.replace(path)
+
+
+def _mean_sd(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (ddof 1; NaN for one value)."""
+    a = np.asarray(values, dtype=float)
+    return float(a.mean()), float(a.std(ddof=1)) if len(a) > 1 else math.nan
+
+
+def load_results(out: str | Path, *, finished_only: bool = True) -> dict[Cell, dict[str, Any]]:
+    """``result.json`` of every finished cell of the grid in ``out``."""
+    out = Path(out)
+    grid, _ = load_grid(out)
+    return {c: _read_result(out, c) for c in grid.cells() if (out / c.path / "result.json").is_file()}
+
+
+SELECTION_KEYS = ("selection_auc", "precision", "recall", "f1", "labeled_fraction")
+
+
+def summary_rows(out: str | Path) -> list[dict[str, Any]]:
+    """One row per (method, noise setting) over the finished seeds: mean and sample standard
+    deviation of the last-epoch, last-10 and peak test accuracy, the mean seconds per epoch and
+    per run, and (for methods that select) the last epoch's selection metrics. Raises if two
+    cells of one (noise, rate, seed) saw different noisy labels."""
+    out = Path(out)
+    grid, _ = load_grid(out)
+    results = load_results(out)
+    digests: dict[tuple, dict[str, str]] = {}
+    for c, r in results.items():
+        digests.setdefault((c.noise, c.rate, c.seed), {})[c.method] = r.get("noisy_labels_sha256")
+    for key, by_method in digests.items():
+        if len(set(by_method.values())) > 1 or None in by_method.values():
+            raise LNLError(f"cells of {key} did not train on the same noisy labels: {by_method}")
+    rows = []
+    for kind, rate in grid.settings:
+        for m in grid.methods:
+            rs = [
+                results[c]
+                for c in grid.cells()
+                if c.method == m and c.setting == (kind, rate) and c in results
+            ]
+            if not rs:
+                continue
+            row: dict[str, Any] = {
+                "method": m, "noise": kind, "rate": rate, "seeds": [r["seed"] for r in rs],
+                "actual_noise_rate": float(np.mean([r["actual_noise_rate"] for r in rs])),
+                "epochs": rs[0]["epochs_done"],
+            }  # fmt: skip
+            for key, name in (
+                ("final_test_acc", "last"),
+                ("mean_last10_test_acc", "last10"),
+                ("best_test_acc", "peak"),
+            ):
+                row[name], row[name + "_sd"] = _mean_sd([r[key] for r in rs])
+            row["s_per_run"] = float(np.mean([r["wall_time_s"] for r in rs]))
+            row["s_per_epoch"] = row["s_per_run"] / row["epochs"]
+            last = [r["history"][-1] for r in rs]
+            for key in SELECTION_KEYS:
+                if all(h.get(key) is not None for h in last):
+                    row[key], row[key + "_sd"] = _mean_sd([h[key] for h in last])
+            rows.append(row)
+    return rows
+
+
+def format_table(rows: list[dict[str, Any]]) -> str:
+    """The summary as text (``lnl bench`` prints it)."""
+
+    def ms(row, key):
+        sd = row[key + "_sd"]
+        return f"{row[key]:6.2f} ± {sd:4.2f}" if not math.isnan(sd) else f"{row[key]:6.2f}       "
+
+    width = max([len(r["method"]) for r in rows] + [6]) + 2
+    head = (
+        f"{'method':<{width}}{'noise':<14}{'rate':>5}{'actual':>8}{'seeds':>6}   {'last':<16}{'last10':<16}"
+        f"{'peak*':<16}{'s/epoch':>8}{'x CE':>6}"
+    )
+    lines = [head, "-" * len(head)]
+    ce = {(r["noise"], r["rate"]): r["s_per_epoch"] for r in rows if r["method"] == "ce"}
+    for r in rows:
+        rel = r["s_per_epoch"] / ce[(r["noise"], r["rate"])] if (r["noise"], r["rate"]) in ce else math.nan
+        lines.append(
+            f"{r['method']:<{width}}{r['noise']:<14}{r['rate']:>5.2f}{100 * r['actual_noise_rate']:>7.1f}%"
+            f"{len(r['seeds']):>6}   {ms(r, 'last'):<16}{ms(r, 'last10'):<16}{ms(r, 'peak'):<16}"
+            f"{r['s_per_epoch']:>8.2f}{rel:>6.1f}"
+        )
+    lines.append(
+        "test accuracy in %, mean ± sample sd over seeds; last = last epoch (the headline), last10 = mean of "
+        "the last 10 epochs; *peak = best epoch on the test set, for comparison with papers only. Every "
+        "method saw the same noisy labels for a given (noise, rate, seed) (checked by digest)."
+    )
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- verification
+
+
+def sample_cells(grid: Grid) -> list[Cell]:
+    """One cell per method, cycling through the noise settings and then the seeds, so that a
+    sample of a 3-seed, 2-setting grid covers every setting and every seed."""
+    n = len(grid.settings)
+    return [
+        Cell(m, *grid.settings[i % n], grid.seeds[(i // n) % len(grid.seeds)]) for i, m in enumerate(grid.methods)
+    ]  # fmt: skip
+
+
+def _json_round(obj: Any) -> Any:
+    from .experiment import _finite
+
+    return json.loads(json.dumps(_finite(obj), allow_nan=False))
+
+
+def verify_cells(
+    out: str | Path,
+    cells: Sequence[Cell] | None = None,
+    *,
+    data_root=None,
+    log: Callable[[str], None] = print,
+) -> list[tuple[Cell, str]]:
+    """Re-run ``cells`` of the grid in ``out`` (default :func:`sample_cells`) on the CPU with the
+    thread count of the session that ran each, in memory, and compare with the stored
+    ``result.json``: the config, every value of every epoch's history and the headline numbers
+    must be identical. Returns ``(cell, problem)`` pairs; an empty list means all reproduced."""
+    out = Path(out)
+    grid, record = load_grid(out)
+    cells = list(cells) if cells is not None else sample_cells(grid)
+    threads_of = {
+        path: s["machine"]["torch_threads"] for s in record.get("sessions", []) for path in s.get("cells_run", [])
+    }  # fmt: skip
+    before = torch.get_num_threads()
+    problems = []
+    try:
+        for cell in cells:
+            if cell not in set(grid.cells()):
+                raise LNLError(f"{cell.path} is not a cell of the grid in {out}")
+            stored = _read_result(out, cell)
+            if stored.get("device") != "cpu":
+                problems.append(
+                    (cell, f"it ran on {stored.get('device')}; re-runs are bit-identical on the CPU only")
+                )
+                continue
+            cfg = grid.config(cell)
+            threads = threads_of.get(str(cell.path), before)
+            torch.set_num_threads(threads)
+            t = time.perf_counter()
+            if _json_round(cfg.to_dict()) != stored["config"]:
+                problems.append((cell, "its config no longer comes out of the code and the grid"))
+                log(f"{cell.path}: config differs")
+                continue
+            res = run_config(cfg, device="cpu", quiet=True, data_root=data_root)
+            new = _json_round(res.summary)
+            bad = [
+                k for k in ("history", "final_test_acc", "mean_last10_test_acc", "best_test_acc",
+                            "actual_noise_rate", "noisy_labels_sha256") if new[k] != stored.get(k)
+            ]  # fmt: skip
+            if bad:
+                epochs = [i + 1 for i, (a, b) in enumerate(zip(new["history"], stored["history"])) if a != b]
+                where = f" (history differs from epoch {epochs[0]})" if epochs else ""
+                problems.append((cell, f"{', '.join(bad)} differ{where}"))
+            log(f"{cell.path}: {'DIFFERS in ' + ', '.join(bad) if bad else 'identical'} "
+                f"({time.perf_counter() - t:.0f} s, {threads} threads)")  # fmt: skip
+    finally:
+        torch.set_num_threads(before)
+    return problems
