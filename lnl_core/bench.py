@@ -190,6 +190,18 @@ def load_grid(out: str | Path) -> tuple[Grid, dict[str, Any]]:
         raise LNLError(f"cannot read {path}: {exc}") from None
 
 
+def find_store(name: str = "reduced") -> Path | None:
+    """The committed grid ``benchmarks/results/<name>`` of a source checkout: looked for from the
+    working directory upwards, then beside the package. ``None`` when there is none (a ``pip``
+    install has no ``benchmarks/``; clone the repository, or run the grid with ``lnl bench``)."""
+    here = Path.cwd().resolve()
+    for base in (here, *here.parents, Path(__file__).resolve().parents[1]):
+        path = base / "benchmarks" / "results" / name
+        if (path / GRID_FILE).is_file():
+            return path
+    return None
+
+
 def _cell_state(out: Path, cell: Cell, cfg: RunConfig) -> str:
     """'done', 'resume', 'restart' (run files of a cell killed before its first epoch) or 'new'."""
     d = out / cell.path
@@ -229,6 +241,7 @@ def run_grid(
     keep_run_files: bool = False,
     quiet: bool = False,
     data_root=None,
+    download: bool = False,
     log: Callable[[str], None] = print,
 ) -> list[dict[str, Any]]:
     """Run every unfinished cell of ``grid`` into ``out`` and return :func:`summary_rows`.
@@ -295,7 +308,7 @@ def run_grid(
         state = states[cell]
         run_config(
             configs[cell], out=d, device=device, resume=state == "resume", overwrite=state == "restart",
-            quiet=True, data_root=data_root,
+            quiet=True, data_root=data_root, download=download,
         )  # fmt: skip
         if not keep_run_files:
             for name in RUN_FILES:

@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--table", action="store_true", help="only print the summary table of the grid in --out")
     b.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
+    b.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
     v = sub.add_parser("verify", help="re-run cells of a grid on the CPU and require bit-identical histories")
@@ -195,7 +196,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         raise LNLError("--set belongs to a new grid; a grid continues with the settings it was started with")
     rows = bench.run_grid(
         grid, args.out, device=args.device, threads=args.threads, keep_run_files=args.keep_run_files,
-        quiet=args.quiet, data_root=args.data_root,
+        quiet=args.quiet, data_root=args.data_root, download=args.download,
     )  # fmt: skip
     print(bench.format_table(rows) if rows else "no finished cells")
 

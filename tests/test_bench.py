@@ -1,0 +1,161 @@
+"""``lnl bench`` and ``lnl verify``: resumable grids, a table that is what the result files say,
+and re-runs that catch a number the code no longer produces."""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+
+import pytest
+
+from lnl_core import LNLError, bench
+from lnl_core.cli import main as cli
+
+TINY = {"train_size": "300", "test_size": "100", "epochs": "2", "batch_size": "64"}
+
+
+def _grid(**kw):
+    args = dict(methods=["ce", "gce+q=0.5"], settings=["symmetric:0.5"], seeds=[0, 1], overrides=TINY)
+    args.update(kw)
+    return bench.make_grid(**args)
+
+
+@pytest.fixture(scope="module")
+def straight(tmp_path_factory):
+    """A grid run in one go: the reference for the resumed one."""
+    out = tmp_path_factory.mktemp("grid") / "g"
+    bench.run_grid(_grid(), out, quiet=True, log=lambda s: None)
+    return out
+
+
+def _histories(out):
+    return {c: r["history"] for c, r in bench.load_results(out).items()}
+
+
+def test_a_killed_grid_resumes_without_rerunning_finished_cells(tmp_path, monkeypatch, straight):
+    out, calls = tmp_path / "g", []
+    original = bench.run_config
+
+    def killed_in_third_cell(cfg, **kw):
+        calls.append((cfg.method, cfg.seed, kw["resume"]))
+        if len(calls) == 3:  # one epoch of the third cell is written, then the process "dies"
+            original(cfg, **dict(kw, stop_after=1))
+            raise KeyboardInterrupt
+        return original(cfg, **kw)
+
+    monkeypatch.setattr(bench, "run_config", killed_in_third_cell)
+    with pytest.raises(KeyboardInterrupt):
+        bench.run_grid(_grid(), out, quiet=True, log=lambda s: None)
+    assert len(bench.load_results(out)) == 2
+    calls.clear()
+    monkeypatch.setattr(bench, "run_config", lambda cfg, **kw: calls.append((cfg.method, cfg.seed, kw["resume"])) or original(cfg, **kw))  # fmt: skip
+    bench.run_grid(None, out, quiet=True, log=lambda s: None)  # continue the grid in `out`
+    assert calls == [
+        ("ce", 1, True),
+        ("gce", 1, False),
+    ]  # the killed cell resumes, the finished ones are not rerun
+    assert _histories(out) == _histories(straight)  # bit-identical to the grid run in one go
+    record = json.loads((out / "bench.json").read_text())
+    assert [len(s["cells_run"]) for s in record["sessions"]] == [2, 2]
+    assert sorted(p.name for p in (out / "ce/symmetric-0.50/seed1").iterdir()) == [
+        "config.json",
+        "result.json",
+    ]
+    calls.clear()
+    bench.run_grid(_grid(), out, quiet=True, log=lambda s: None)  # all finished: nothing runs
+    assert calls == []
+
+
+def test_the_table_is_what_the_result_files_say(straight):
+    rows = {r["method"]: r for r in bench.summary_rows(straight)}
+    assert set(rows) == {"ce", "gce+q=0.5"}
+    for method, row in rows.items():
+        files = [
+            json.loads((straight / method / "symmetric-0.50" / f"seed{s}" / "result.json").read_text())
+            for s in (0, 1)
+        ]
+        last = [f["final_test_acc"] for f in files]
+        assert row["last"] == pytest.approx(statistics.mean(last))
+        assert row["last_sd"] == pytest.approx(statistics.stdev(last))  # sample sd over seeds
+        assert row["last10"] == pytest.approx(statistics.mean(f["mean_last10_test_acc"] for f in files))
+        assert row["peak"] == pytest.approx(statistics.mean(f["best_test_acc"] for f in files))
+        assert row["s_per_epoch"] == pytest.approx(statistics.mean(f["wall_time_s"] for f in files) / 2)
+        assert row["seeds"] == [0, 1]
+    text = bench.format_table(bench.summary_rows(straight))
+    assert f"{rows['ce']['last']:6.2f} ± {rows['ce']['last_sd']:4.2f}" in text
+    assert "same noisy labels" in text
+    # the variant's hyperparameter reached its cells; the noisy labels are shared across methods
+    gce = json.loads((straight / "gce+q=0.5/symmetric-0.50/seed0/result.json").read_text())
+    ce = json.loads((straight / "ce/symmetric-0.50/seed0/result.json").read_text())
+    assert gce["config"]["hp"]["q"] == 0.5 and gce["noisy_labels_sha256"] == ce["noisy_labels_sha256"]
+
+
+def test_cells_with_different_noisy_labels_are_refused(straight, tmp_path):
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(straight, out)
+    path = out / "gce+q=0.5/symmetric-0.50/seed1/result.json"
+    r = json.loads(path.read_text())
+    path.write_text(json.dumps(dict(r, noisy_labels_sha256="0" * 64)))
+    with pytest.raises(LNLError, match="did not train on the same noisy labels"):
+        bench.summary_rows(out)
+
+
+def test_verify_reproduces_the_grid_and_catches_a_changed_number(straight, tmp_path):
+    import shutil
+
+    assert bench.sample_cells(bench.load_grid(straight)[0]) == [
+        bench.Cell("ce", "symmetric", 0.5, 0), bench.Cell("gce+q=0.5", "symmetric", 0.5, 1)
+    ]  # fmt: skip
+    assert bench.verify_cells(straight, log=lambda s: None) == []
+    out = tmp_path / "g"
+    shutil.copytree(straight, out)
+    path = out / "ce/symmetric-0.50/seed0/result.json"
+    r = json.loads(path.read_text())
+    r["history"][1]["test_acc"] += 0.01  # a hand-edited number
+    path.write_text(json.dumps(r))
+    (problem,) = bench.verify_cells(out, log=lambda s: None)
+    assert problem[0].method == "ce" and "history differs from epoch 2" in problem[1]
+    assert cli(["verify", str(out)]) == 1
+
+
+def test_bad_grids_fail_before_anything_is_written(straight, tmp_path, capsys):
+    before = (straight / "bench.json").read_text()
+    with pytest.raises(LNLError, match="holds another grid"):
+        bench.run_grid(
+            _grid(profile="reduced", seeds=[0]), straight, quiet=True, log=lambda s: None
+        )  # drops cells
+    with pytest.raises(LNLError, match="holds another grid"):
+        bench.run_grid(_grid(overrides=dict(TINY, lr="0.01")), straight, quiet=True, log=lambda s: None)
+    assert (straight / "bench.json").read_text() == before
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("mine")
+    with pytest.raises(LNLError, match="not a benchmark grid"):
+        bench.run_grid(_grid(), tmp_path / "other", quiet=True, log=lambda s: None)
+    for kw, message in (
+        (dict(methods=["ce", "nope"]), "unknown method 'nope'"),
+        (dict(methods=["ce+lr"]), "NAME\\+KEY=VALUE"),
+        (dict(settings=["symmetric"]), "KIND:RATE"),
+        (dict(settings=["symmetric:1.5"]), "noise rate must be in"),
+        (dict(seeds=[0, 0]), "lists seeds twice"),
+    ):
+        with pytest.raises(LNLError, match=message):
+            _grid(**kw)
+    assert cli(["bench", "--out", str(tmp_path / "new"), "--methods", "ce"]) == 2
+    assert "needs --methods, --noise and --seeds" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+    assert cli(["bench", "--out", str(tmp_path / "none"), "--table"]) == 2
+    assert cli(["bench", "--out", str(straight), "--table"]) == 0
+    assert "gce+q=0.5" in capsys.readouterr().out
+
+
+def test_sample_cells_cover_every_method_setting_and_seed():
+    grid = bench.Grid(
+        "reduced", "fashion_mnist", tuple("abcdef"), (("symmetric", 0.5), ("asymmetric", 0.4)), (0, 1, 2)
+    )
+    cells = bench.sample_cells(grid)
+    assert [c.method for c in cells] == list("abcdef")
+    assert {c.setting for c in cells} == set(grid.settings) and {c.seed for c in cells} == {0, 1, 2}
+    assert math.isnan(bench._mean_sd([1.0])[1])
