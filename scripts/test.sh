@@ -9,6 +9,11 @@ start=$(date +%s)
 export PATH="$PWD/.venv/bin:$PATH"  # the notebooks' kernel is the venv's python
 echo "== unit tests"
 python -m pytest -q -p no:cacheprovider -m "not book" tests
+echo "== benchmark store: one cell per method re-run, histories bit-identical (lnl verify)"
+t=$(date +%s)
+python -m lnl_core verify benchmarks/results/reduced
+python -m lnl_core verify benchmarks/results/reduced-clean
+echo "store check took $(( $(date +%s) - t )) s"
 echo "== notebooks under nbval (reduced profile)"
 t=$(date +%s)
 LNL_PROFILE=reduced python -m pytest -q -p no:cacheprovider --nbval-lax notebooks
