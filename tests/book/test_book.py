@@ -30,6 +30,7 @@ PAGES = {
     "chapter5": "notebooks/05_cpc.html",
     "chapter6": "notebooks/06_plremix.html",
     "chapter7": "notebooks/07_flywheel.html",
+    "benchmark": "notebooks/08_benchmark.html",
 }
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
