@@ -15,5 +15,9 @@ if [ ! -f "$MJ/tex-mml-chtml.js" ]; then
   cp -r "$tmp/package/es5/output/chtml/fonts/woff-v2" "$MJ/output/chtml/fonts/"
   rm -rf "$tmp"
 fi
+# the student editions (scripts/student_edition.py) are offered for download from every chapter page
+rm -rf _extra/student-edition && mkdir -p _extra/student-edition && cp student/*.ipynb _extra/student-edition/
+# the equation-to-code page is generated from lnl_core's "Eq. (n)" citations at every build
+.venv/bin/python scripts/equation_index.py
 rm -rf _build/html _build/.doctrees
 .venv/bin/jupyter-book build . -W -n --keep-going

@@ -159,3 +159,35 @@ def test_sample_cells_cover_every_method_setting_and_seed():
     assert [c.method for c in cells] == list("abcdef")
     assert {c.setting for c in cells} == set(grid.settings) and {c.seed for c in cells} == {0, 1, 2}
     assert math.isnan(bench._mean_sd([1.0])[1])
+
+
+def test_the_instructor_guide_assignments_are_valid_grids():
+    """Every `lnl bench` command of book/instructor-guide.md builds its grid (no typo in a method,
+    variant key or noise setting), and every chapter has exactly one graded assignment."""
+    import re
+    import shlex
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    guide = (root / "book" / "instructor-guide.md").read_text()
+    commands = re.findall(r"`(lnl bench [^`]+)`", guide.replace("\n  ", " "))
+    grids = 0
+    for command in commands:
+        args = shlex.split(command)
+        if "--methods" not in args:
+            continue
+        parts, key = {}, None
+        for a in args[2:]:
+            if a.startswith("--"):
+                key = a[2:]
+                parts[key] = []
+            elif key:
+                parts[key].append(a)
+        bench.make_grid(
+            methods=parts["methods"], settings=parts["noise"], seeds=[int(s) for s in parts["seeds"]]
+        )
+        grids += 1
+    chapters = sorted(p.stem for p in (root / "notebooks").glob("*.ipynb"))
+    assert grids >= len(chapters) - 1  # chapter 8's assignment builds its grid in the chapter's code
+    assert guide.count("* **Assignment:**") == len(chapters)
+    assert all(f"{{doc}}`../notebooks/{c}`" in guide for c in chapters)
