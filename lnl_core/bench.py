@@ -247,7 +247,7 @@ def run_grid(
     """Run every unfinished cell of ``grid`` into ``out`` and return :func:`summary_rows`.
 
     ``grid=None`` continues the grid already in ``out``. A grid given for an existing
-    directory must have the same profile, data set and settings and contain all of its cells
+    directory must have the same profile, data set and overrides and contain all of its cells
     (so cells can be added, never orphaned). ``threads`` sets torch's CPU threads for the
     session (default: torch's current count); it is recorded, since CPU results depend on it.
     """
@@ -266,7 +266,7 @@ def run_grid(
             grid.dataset,
             grid.overrides,
         )
-        missing = [str(c.path) for c in before.cells() if c not in set(grid.cells())]
+        missing = set(before.cells()) - set(grid.cells())
         if not same or missing:
             raise LNLError(
                 f"{out} holds another grid ({before.profile} profile, {before.dataset}, overrides "
@@ -453,10 +453,10 @@ def verify_cells(
         path: s["machine"]["torch_threads"] for s in record.get("sessions", []) for path in s.get("cells_run", [])
     }  # fmt: skip
     before = torch.get_num_threads()
-    problems = []
+    problems, known = [], set(grid.cells())
     try:
         for cell in cells:
-            if cell not in set(grid.cells()):
+            if cell not in known:
                 raise LNLError(f"{cell.path} is not a cell of the grid in {out}")
             stored = _read_result(out, cell)
             if stored.get("device") != "cpu":
