@@ -1,4 +1,5 @@
-"""The ``lnl`` command: ``lnl list``, ``lnl run``, ``lnl table``, ``lnl bench``, ``lnl verify``.
+"""The ``lnl`` command: ``lnl list``, ``lnl run``, ``lnl table``, ``lnl bench``, ``lnl verify``,
+``lnl suspicious``.
 
 Bad input of any kind ends with one line on stderr and exit status 2, and nothing on disk
 changes.
@@ -12,10 +13,10 @@ import json
 import sys
 from pathlib import Path
 
-from . import data, noise
+from . import data, models, noise
 from .config import PROFILES
 from .errors import LNLError
-from .trainers import METHODS
+from .trainers import METHODS, get_method
 
 EXIT_USAGE = 2
 
@@ -27,16 +28,18 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lnl", description="Learning with noisy labels: run the book's methods.")
-    sub = p.add_subparsers(dest="command", metavar="{list,run,table,bench,verify}", parser_class=_Parser)
+    sub = p.add_subparsers(
+        dest="command", metavar="{list,run,table,bench,verify,suspicious}", parser_class=_Parser
+    )
     sub.required = True
 
     sub.add_parser("list", help="methods, data sets, noise kinds and profiles with their settings")
 
     r = sub.add_parser("run", help="train one method under one noise setting")
     r.add_argument("method", help="a method name from `lnl list`")
-    r.add_argument("--dataset", default="fashion_mnist")
-    r.add_argument("--noise", default="symmetric", help="noise kind (see `lnl list`)")
-    r.add_argument("--rate", type=float, default=0.5, help="nominal noise rate in [0, 1)")
+    r.add_argument("--dataset", help="a built-in data set (default fashion_mnist)")
+    r.add_argument("--noise", help="noise kind (see `lnl list`; default symmetric, with --folder: given)")
+    r.add_argument("--rate", type=float, help="nominal noise rate in [0, 1) (default 0.5; with --folder: 0)")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--profile", default="reduced")
     r.add_argument("--out", help="run directory (result.json, checkpoints, noisy labels)")
@@ -49,6 +52,18 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
     r.add_argument("--dry-run", action="store_true", help="print the config and exit")
     r.add_argument("--quiet", action="store_true", help="no progress bar")
+    own = r.add_argument_group("your own data (instead of --dataset)")
+    own.add_argument("--folder", help="training images in class sub-folders, FOLDER/<class>/<image>; "
+                     "the folder names are the given (possibly wrong) labels")  # fmt: skip
+    own.add_argument("--test-folder", help="test images with correct labels, in the same layout")
+    own.add_argument("--clean-labels", metavar="CSV", help="correct labels of the training images, if known "
+                     "(columns file, label), to measure how well the method finds the wrong ones")  # fmt: skip
+    own.add_argument("--resize", type=int, metavar="SIDE", help="bring every image to SIDE x SIDE "
+                     "(shorter side scaled, centre cropped); needed when sizes differ")  # fmt: skip
+    own.add_argument("--like", help="take the method's settings for this built-in data set "
+                     "(default: fashion_mnist under reduced, cifar10 under full, cifar100 above 10 classes)")  # fmt: skip
+    own.add_argument("--export-every-epoch", action="store_true",
+                     help="write the per-sample results after every epoch too (samples/epoch-NNNN.csv)")  # fmt: skip
 
     t = sub.add_parser("table", help="summarise run directories (their result.json) as a table")
     t.add_argument("runs", nargs="+", help="run directories")
@@ -81,6 +96,12 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("out", help="grid directory")
     v.add_argument("--all", action="store_true", help="every finished cell (default: one cell per method)")
     v.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
+
+    s = sub.add_parser(
+        "suspicious", help="the samples a finished run trusts least (lowest clean probability)"
+    )
+    s.add_argument("run", help="run directory (its samples.csv)")
+    s.add_argument("--top", type=int, default=20, help="how many samples (default 20)")
     return p
 
 
@@ -112,6 +133,10 @@ def cmd_list() -> None:
     for kind in noise.NOISE_KINDS:
         print(f"  {kind:<20} {notes.get(kind, '')}".rstrip())
     print("  asymmetric mappings:", ", ".join(noise.ASYMMETRIC_MAPPINGS))
+    print("  given: your own data's labels as they are (lnl run METHOD --folder DIR)")
+    print("\nModels (--set model=NAME) and the square image sides they take:")
+    for name in models.MODELS:
+        print(f"  {name:<25} {models.INPUT_SIZES[name]}")
     print("\nProfiles (--profile; every key can be overridden with --set):")
     for prof in PROFILES.values():
         print(f"  {prof.name}: {prof.description}")
@@ -120,39 +145,83 @@ def cmd_list() -> None:
             print(f"    {key} = {value}")
 
 
+_OWN_ONLY = ("test_folder", "clean_labels", "resize", "like", "export_every_epoch")
+
+
 def cmd_run(args: argparse.Namespace) -> None:
-    from .experiment import build_config, run_experiment
+    from .experiment import build_config, build_own_config, run_config, run_experiment
 
     overrides = _parse_sets(args.sets)
-    common = dict(
-        dataset=args.dataset, noise=args.noise, rate=args.rate, seed=args.seed, profile=args.profile
-    )
-    if args.dry_run:
-        cfg = build_config(args.method, overrides=overrides, **common)
-        print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
-        return
-    result = run_experiment(
-        args.method, **common, out=args.out, device=args.device, resume=args.resume,
-        overwrite=args.overwrite, overrides=overrides, quiet=args.quiet,
-        data_root=args.data_root, download=args.download,
-    )  # fmt: skip
+    if args.folder is None:
+        given = [f"--{k.replace('_', '-')}" for k in _OWN_ONLY if getattr(args, k) not in (None, False)]
+        if given:
+            raise LNLError(f"{', '.join(given)} belong to your own data: give --folder too")
+        common = dict(
+            dataset=args.dataset or "fashion_mnist", noise=args.noise or "symmetric",
+            rate=0.5 if args.rate is None else args.rate, seed=args.seed, profile=args.profile,
+        )  # fmt: skip
+        if args.dry_run:
+            cfg = build_config(args.method, overrides=overrides, **common)
+            print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+            return
+        result = run_experiment(
+            args.method, **common, out=args.out, device=args.device, resume=args.resume,
+            overwrite=args.overwrite, overrides=overrides, quiet=args.quiet,
+            data_root=args.data_root, download=args.download,
+        )  # fmt: skip
+    else:
+        from .owndata import from_folder
+
+        if args.dataset or args.download or args.data_root:
+            raise LNLError("--folder is the data: leave out --dataset, --download and --data-root")
+        get_method(args.method)  # an unknown method fails before the folder is read
+        if args.noise not in (None, "given") and args.rate is None:
+            raise LNLError(f"--noise {args.noise} on your own data needs --rate")
+        own = from_folder(
+            args.folder, test=args.test_folder, clean_labels=args.clean_labels, resize=args.resize
+        )
+        cfg = build_own_config(
+            args.method, own, noise=args.noise or "given", rate=args.rate or 0.0, seed=args.seed,
+            profile=args.profile, like=args.like, overrides=overrides,
+        )  # fmt: skip
+        if args.dry_run:
+            print(json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+            return
+        result = run_config(
+            cfg, own=own, out=args.out, device=args.device, resume=args.resume, overwrite=args.overwrite,
+            quiet=args.quiet, export_every_epoch=args.export_every_epoch,
+        )  # fmt: skip
     s = result.summary
+    wrong = "unknown" if s["actual_noise_rate"] is None else f"{100 * s['actual_noise_rate']:.1f}%"
+    data_name = s["data"]["name"] if "data" in s else s["dataset"]
+    rate = "" if s["noise"] == "given" else f" {s['rate']:.2f}"
     print(
-        f"{s['method']} on {s['dataset']}, {s['noise']} {s['rate']:.2f} "
-        f"(actual {100 * s['actual_noise_rate']:.1f}% wrong), seed {s['seed']}, {s['profile']} profile"
+        f"{s['method']} on {data_name}, {s['noise']}{rate} (wrong labels: {wrong}), "
+        f"seed {s['seed']}, {s['profile']} profile"
     )
-    print(
-        f"  last-epoch test acc {s['final_test_acc']:.2f}%  mean of last 10 {s['mean_last10_test_acc']:.2f}%  "
-        f"(test-set peak {s['best_test_acc']:.2f}%)  {s['wall_time_s']:.1f} s on {s['device']}"
-    )
+    if s["final_test_acc"] is None:
+        print(f"  no test split, so no test accuracy  {s['wall_time_s']:.1f} s on {s['device']}")
+    else:
+        print(
+            f"  last-epoch test acc {s['final_test_acc']:.2f}%  mean of last 10 {s['mean_last10_test_acc']:.2f}%  "
+            f"(test-set peak {s['best_test_acc']:.2f}%)  {s['wall_time_s']:.1f} s on {s['device']}"
+        )
     if METHODS[args.method].selects_samples and s["history"] and "selection_auc" in s["history"][-1]:
         last = s["history"][-1]
         print(
             f"  selection at the last epoch: AUC {last['selection_auc']:.3f}, precision {last['precision']:.3f}, "
             f"recall {last['recall']:.3f}, F1 {last['f1']:.3f}, labelled {100 * last['labeled_fraction']:.1f}%"
         )
+    samples = s.get("samples", {})
     if args.out:
         print(f"  wrote {Path(args.out) / 'result.json'}")
+        if samples.get("written"):
+            print(
+                f"  per-sample results: {Path(args.out) / 'samples.csv'} ({samples['flagged_noisy']} of "
+                f"{samples['samples']} flagged noisy); the most suspicious: lnl suspicious {args.out}"
+            )
+    if not samples.get("written") and samples.get("reason"):
+        print(f"  no per-sample results: {samples['reason']}")
 
 
 def cmd_table(args: argparse.Namespace) -> None:
@@ -166,10 +235,18 @@ def cmd_table(args: argparse.Namespace) -> None:
     header = f"{'method':<10}{'noise':<14}{'rate':>6}{'actual':>8}{'last':>8}{'last10':>8}{'peak*':>8}{'time s':>8}"
     print(header)
     print("-" * len(header))
+
+    def num(v, width, scale=1.0, suffix=""):  # own data: the wrong share or the accuracy may be unknown
+        return (
+            f"{'-':>{width}}"
+            if v is None
+            else f"{scale * v:>{width - len(suffix)}.{1 if suffix else 2}f}{suffix}"
+        )
+
     for s in rows:
         print(
-            f"{s['method']:<10}{s['noise']:<14}{s['rate']:>6.2f}{100 * s['actual_noise_rate']:>7.1f}%"
-            f"{s['final_test_acc']:>8.2f}{s['mean_last10_test_acc']:>8.2f}{s['best_test_acc']:>8.2f}"
+            f"{s['method']:<10}{s['noise']:<14}{s['rate']:>6.2f}{num(s['actual_noise_rate'], 8, 100, '%')}"
+            f"{num(s['final_test_acc'], 8)}{num(s['mean_last10_test_acc'], 8)}{num(s['best_test_acc'], 8)}"
             f"{s['wall_time_s']:>8.1f}"
         )
     print("test accuracy in %; last = last epoch (the headline); *peak = best epoch on the test set")
@@ -214,6 +291,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def cmd_suspicious(args: argparse.Namespace) -> None:
+    from . import samples
+
+    rows = samples.read(args.run)
+    print(samples.format_suspicious(rows, args.top))
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = _parser().parse_args(argv)
@@ -225,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
             cmd_bench(args)
         elif args.command == "verify":
             return cmd_verify(args)
+        elif args.command == "suspicious":
+            cmd_suspicious(args)
         else:
             cmd_table(args)
     except LNLError as exc:

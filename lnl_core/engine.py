@@ -22,6 +22,7 @@ records the history and writes the checkpoint, so every trainer resumes exactly.
 from __future__ import annotations
 
 import contextlib
+import csv
 import math
 import os
 import random
@@ -42,7 +43,32 @@ from .errors import LNLError
 from .models import Network, build_model
 
 CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.csv"
 _FORMAT = 1
+
+# History entries computed from the correct labels (reporting only). When they are unknown (own
+# data without clean labels) a run records none of them. Names are matched after removing a
+# per-network or per-variant suffix and a selection-source prefix (``gmm_f1``, ``f1_net2``).
+TRUTH_METRICS = frozenset(
+    "selection_auc precision recall f1 neg_precision fit_mislabelled recover_mislabelled "
+    "train_acc_clean_part ar_weight_clean ar_weight_mislabelled true_label_in_complementary eps_clean "
+    "eps_mislabelled refurbish_acc refurbish_acc_mislabelled transition_error transition_c_error "
+    "confident_acc proto_acc".split()
+)
+_TRUTH_SUFFIXES = ("_net1", "_net2", "_1d", "_2d")
+_TRUTH_PREFIXES = ("gmm_other_", "gmm_", "cpc_")
+
+
+def uses_truth(key: str) -> bool:
+    """Whether a history entry is computed from the correct labels (see ``TRUTH_METRICS``)."""
+    for suffix in _TRUTH_SUFFIXES:
+        key = key.removesuffix(suffix)
+    for prefix in _TRUTH_PREFIXES:
+        if key.startswith(prefix):
+            key = key[len(prefix) :]
+            break
+    return key in TRUTH_METRICS
+
 
 # --------------------------------------------------------------------------- basics
 
@@ -226,6 +252,27 @@ def save_atomic(obj: Any, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def write_metrics(history: list[dict[str, Any]], path: Path) -> None:
+    """The history as CSV, one row per epoch: columns in order of first appearance (methods
+    add entries after their warm-up), an empty cell where an epoch has no value or NaN.
+    Written to a temporary file and renamed, so a reader never sees half a file."""
+    columns: dict[str, None] = {}
+    for record in history:
+        columns.update(dict.fromkeys(record))
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(columns)
+        for record in history:
+            row = []
+            for key in columns:
+                v = record.get(key)
+                missing = v is None or (isinstance(v, float) and not math.isfinite(v))
+                row.append("" if missing else repr(v) if isinstance(v, float) else v)
+            writer.writerow(row)
+    os.replace(tmp, path)
+
+
 def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str, Any]:
     """Load an ``lnl_core`` checkpoint with ``weights_only=True``; clear error if it is not one."""
     try:
@@ -259,15 +306,23 @@ class Run:
 
     ``labels`` are the *given* (noisy) training labels on the device; ``clean_labels`` are
     used only for reporting (selection metrics, memorisation curves), never for training.
+    With ``clean_known=False`` (own data without its correct labels) ``clean_labels`` are a
+    copy of the given ones and the history keeps no entry computed from them (``uses_truth``).
+    ``test`` may be ``None`` (own data without a test split): ``test_acc`` is then ``None``.
+
+    With a run directory, every epoch rewrites ``metrics.csv`` (one row per epoch, the
+    history's entries as columns) for dashboards; ``epoch_hooks`` are called with the run
+    after every epoch (the per-epoch export of per-sample results uses one).
     """
 
     def __init__(
         self,
         config: RunConfig,
         train: DeviceData,
-        test: DeviceData,
+        test: DeviceData | None,
         *,
         clean_labels: torch.Tensor,
+        clean_known: bool = True,
         num_classes: int,
         device: torch.device,
         run_dir: Path | None = None,
@@ -280,6 +335,9 @@ class Run:
         self.labels = train.labels  # (N,) given labels
         self.clean_labels = clean_labels.to(device)  # (N,)
         self.is_noisy = self.labels != self.clean_labels  # (N,) bool, reporting only
+        self.clean_known = clean_known
+        self.eval_models: list[nn.Module] = []  # the networks evaluated at the last end_epoch
+        self.epoch_hooks: list[Any] = []
         self.num_classes = num_classes
         self.device = device
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -363,7 +421,10 @@ class Run:
             optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    def accuracy(self, models) -> float:
+    def accuracy(self, models) -> float | None:
+        """Test accuracy (%) of the summed logits of ``models``; ``None`` without a test split."""
+        if self.test is None:
+            return None
         return accuracy(models, self.test, batch_size=self.config.eval_batch_size, dtype=self.amp_dtype)
 
     def per_sample(
@@ -438,17 +499,29 @@ class Run:
         full = {"epoch": self._epoch + 1, "lr": self._current_lr()}
         full.update({k: (v.item() if torch.is_tensor(v) else v) for k, v in record.items()})
         full["test_acc"] = self.accuracy(models)
-        if self.config.track_memorization:
+        if self.config.track_memorization and self.clean_known:
             full.update(self.memorization(models))
+        if not self.clean_known:
+            full = {k: v for k, v in full.items() if not uses_truth(k)}
         self.history.append(full)
+        self.eval_models = list(models)
         if self._bar is not None:
+            acc = full["test_acc"]
             self._bar.set_postfix(
-                test_acc=f"{full['test_acc']:.2f}", loss=f"{full.get('train_loss', 0.0):.3f}"
+                test_acc="-" if acc is None else f"{acc:.2f}", loss=f"{full.get('train_loss', 0.0):.3f}"
             )
             self._bar.update(1)
         if self.run_dir is not None:
             self._save(self._epoch + 1)
+            write_metrics(self.history, self.run_dir / METRICS)
+        for hook in self.epoch_hooks:
+            hook(self)
         return full
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The method's per-sample state as passed to :meth:`epochs` (empty before)."""
+        return self._tracked.get("state", {})
 
     def elapsed(self) -> float:
         """Training seconds so far, summed over resumed sessions."""

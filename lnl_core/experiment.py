@@ -6,14 +6,19 @@ missing data or an existing run directory stops the run with an :class:`LNLError
 leaves the disk as it was.
 
 Run directory layout (``out``): ``config.json``, ``noisy_labels.npz``, ``checkpoint.pt``
-(rewritten atomically after every epoch) and, at the end, ``result.json``.
+(rewritten atomically after every epoch), ``metrics.csv`` (the history so far, one row per
+epoch) and, at the end, ``result.json`` and the per-sample results ``samples.csv`` /
+``samples.npz`` (:mod:`lnl_core.samples`). A run on your own data (:func:`run_own`) also
+writes ``data.json``: what the data is and its SHA-256, checked on resume.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
+import shutil
 import subprocess
 import warnings
 from dataclasses import dataclass
@@ -25,12 +30,16 @@ import torch
 
 from . import __version__, data
 from . import noise as noise_mod
-from .config import RunConfig, make_config
-from .engine import CHECKPOINT, Run, choose_device, config_difference, load_checkpoint
+from . import samples as samples_mod
+from .config import PROFILES, RunConfig, make_config
+from .engine import CHECKPOINT, METRICS, Run, choose_device, config_difference, load_checkpoint
 from .errors import LNLError
+from .models import check_input_size
 from .noise import NoisyLabels
+from .owndata import OwnData, check_fits
 from .trainers import TrainOutput, get_method
 
+DATA_FILE = "data.json"
 RUN_FILES = (
     "config.json",
     "noisy_labels.npz",
@@ -38,6 +47,13 @@ RUN_FILES = (
     CHECKPOINT + ".tmp",
     "result.json",
     "result.json.tmp",
+    METRICS,
+    METRICS + ".tmp",
+    samples_mod.SAMPLES_CSV,
+    samples_mod.SAMPLES_CSV + ".tmp",
+    samples_mod.SAMPLES_NPZ,
+    samples_mod.SAMPLES_NPZ + ".tmp",
+    DATA_FILE,
 )
 
 
@@ -50,6 +66,9 @@ class Result:
     output: TrainOutput
     noisy: NoisyLabels
     config: RunConfig
+    samples: dict[str, Any] | None = (
+        None  # the per-sample table (lnl_core.samples), None if the method has none
+    )
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -162,6 +181,80 @@ def noise_kinds() -> tuple[str, ...]:
     return noise_mod.NOISE_KINDS
 
 
+OWN_DATASET = "own"  # the dataset field of a run on a user's data (data.json says which data)
+
+
+def protocol_like(own: OwnData, profile: str) -> str:
+    """The built-in data set whose per-method settings a run on ``own`` takes: Fashion-MNIST's
+    under the reduced profile, CIFAR-10's under the full profile, CIFAR-100's for more than
+    10 classes (the papers' settings differ mainly by the number of classes)."""
+    if own.num_classes > 10:
+        return "cifar100"
+    return "fashion_mnist" if profile == "reduced" else "cifar10"
+
+
+def build_own_config(
+    method: str,
+    own: OwnData,
+    *,
+    noise: str = "given",
+    rate: float = 0.0,
+    seed: int = 0,
+    profile: str = "reduced",
+    like: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunConfig:
+    """The config of a run on your own data: the profile, the method's settings for the data
+    set ``like`` (default :func:`protocol_like`), every training and test image (no subset
+    unless ``train_size`` / ``test_size`` are overridden) and the given labels as the noisy
+    labels (``noise="given"``; a synthetic kind corrupts the given labels instead)."""
+    if not isinstance(own, OwnData):
+        raise LNLError(
+            f"own data must come from lnl_core.owndata (from_folder, from_arrays), got {type(own).__name__}"
+        )
+    m = get_method(method)
+    if profile not in PROFILES:
+        raise LNLError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    like = like or protocol_like(own, profile)
+    if like not in PROFILES[profile].datasets:
+        raise LNLError(
+            f"like={like!r}: the {profile} profile has settings for {', '.join(PROFILES[profile].datasets)}"
+        )
+    if noise not in noise_kinds() or noise.startswith("cifar-n") or noise_mod.is_asymmetric(noise):
+        kinds = [k for k in noise_kinds() if not (k.startswith("cifar-n") or noise_mod.is_asymmetric(k))]
+        raise LNLError(f"noise {noise!r} cannot be used on your own data; choose one of {', '.join(kinds)}")
+    if noise == "given" and rate:
+        raise LNLError("noise 'given' takes the labels as they are; its rate is unknown, leave it at 0")
+    if not 0.0 <= float(rate) < 1.0:
+        raise LNLError(f"noise rate must be in [0, 1), got {rate}")
+    settings = m.profile_settings(profile, like, noise, float(rate))
+    settings.update(train_size=None, test_size=None)
+    cfg = make_config(
+        method=method, hp_type=m.hparams, dataset=like, noise=noise, rate=rate, seed=seed, profile=profile,
+        method_overrides=settings, overrides=overrides,
+    )  # fmt: skip
+    return dataclasses.replace(cfg, dataset=OWN_DATASET)
+
+
+def prepare_own(cfg: RunConfig, own: OwnData) -> tuple[data.Dataset, data.Dataset | None, NoisyLabels]:
+    """:func:`prepare_data` for your own data: subsets if asked, the given labels as noisy."""
+    train, test, clean = own.train, own.test, own.clean
+    if cfg.train_size is not None and cfg.train_size < len(train):
+        idx = data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed)
+        train, clean = train.subset(idx), None if clean is None else clean[idx]
+    if test is not None and cfg.test_size is not None and cfg.test_size < len(test):
+        test = test.subset(data.stratified_subset(test.labels, cfg.test_size, seed=cfg.subset_seed))
+    given = train.labels.numpy()
+    if cfg.noise == "given":
+        noisy = noise_mod.given(given, train.num_classes, clean_labels=clean)
+    else:  # a synthetic kind on top of the given labels, which are then taken as correct
+        noisy = noise_mod.make(
+            cfg.noise, given, cfg.rate, train.num_classes, seed=cfg.seed, dataset=OWN_DATASET,
+            images=train.images.numpy() if cfg.noise == "instance" else None,
+        )  # fmt: skip
+    return train, test, noisy
+
+
 def prepare_data(
     cfg: RunConfig, *, root=None, download: bool = False
 ) -> tuple[data.Dataset, data.Dataset, NoisyLabels]:
@@ -182,7 +275,7 @@ def prepare_data(
 def make_run(
     cfg: RunConfig,
     train: data.Dataset,
-    test: data.Dataset,
+    test: data.Dataset | None,
     noisy: NoisyLabels,
     *,
     device: torch.device,
@@ -196,8 +289,9 @@ def make_run(
     return Run(
         cfg,
         data.DeviceData(train.images, torch.from_numpy(noisy.noisy), train.mean, train.std, device),
-        data.DeviceData(test.images, test.labels, test.mean, test.std, device),
+        None if test is None else data.DeviceData(test.images, test.labels, test.mean, test.std, device),
         clean_labels=torch.from_numpy(noisy.clean),
+        clean_known=noisy.clean_known,
         num_classes=train.num_classes,
         device=device,
         run_dir=run_dir,
@@ -221,11 +315,21 @@ def _check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
         return
     if not overwrite:
         raise LNLError(f"run directory {out} already exists; use --resume to continue it or --overwrite")
-    foreign = [p.name for p in contents if p.name not in RUN_FILES]
+    foreign = [p.name for p in contents if not _is_run_file(p)]
     if foreign:
         raise LNLError(
             f"refusing to overwrite {out}: it holds files that no run wrote ({', '.join(foreign[:3])})"
         )
+
+
+def _is_run_file(path: Path) -> bool:
+    """A file that a run writes: one of ``RUN_FILES``, or the per-epoch export folder holding
+    nothing but per-epoch exports."""
+    if path.name == samples_mod.EPOCH_DIR and path.is_dir():
+        return all(
+            p.is_file() and p.name.startswith("epoch-") and p.suffix in (".csv", ".npz", ".tmp") for p in path.iterdir()
+        )  # fmt: skip
+    return path.name in RUN_FILES and path.is_file()
 
 
 def _versions() -> dict[str, Any]:
@@ -251,7 +355,7 @@ def _versions() -> dict[str, Any]:
 
 def summarize(cfg: RunConfig, noisy: NoisyLabels, history: list[dict], *, wall_time_s: float, device) -> dict:
     """The ``result.json`` record: the experiment, the config, the history and headlines."""
-    accs = [h["test_acc"] for h in history]
+    accs = [h["test_acc"] for h in history if h.get("test_acc") is not None]
     return {
         "method": cfg.method,
         "dataset": cfg.dataset,
@@ -321,11 +425,17 @@ def run_config(
     data_root=None,
     download: bool = False,
     stop_after: int | None = None,
+    own: OwnData | None = None,
+    export_every_epoch: bool = False,
 ) -> Result:
     """:func:`run_experiment` for a config made by :func:`build_config` (a chapter builds
-    its configs first, checks their budgets, then runs them)."""
+    its configs first, checks their budgets, then runs them), or by :func:`build_own_config`
+    with its ``own`` data. ``export_every_epoch`` writes the per-sample results after every
+    epoch with a selection too (``samples/epoch-NNNN.csv`` / ``.npz``; needs ``out``)."""
     if not isinstance(cfg, RunConfig):
         raise LNLError(f"run_config needs a RunConfig from build_config, got {type(cfg).__name__}")
+    if (own is not None) != (cfg.dataset == OWN_DATASET):
+        raise LNLError("own data needs a config from build_own_config, and such a config needs its own data")
     m = get_method(cfg.method)
     if resume == "auto":
         resume = out is not None and (Path(out) / CHECKPOINT).is_file()
@@ -335,6 +445,8 @@ def run_config(
     out_dir = Path(out) if out is not None else None
     if out_dir is None and resume:
         raise LNLError("resume needs a run directory (out)")
+    if export_every_epoch and out_dir is None:
+        raise LNLError("export_every_epoch writes into the run directory: give out")
     if out_dir is not None:
         _check_run_dir(out_dir, resume=resume, overwrite=overwrite)
         if resume:
@@ -344,17 +456,33 @@ def run_config(
                 raise LNLError(
                     f"cannot resume {out_dir}: the config differs from the checkpoint's in {', '.join(diff)}"
                 )
-    train, test, noisy = prepare_data(cfg, root=data_root, download=download)
+    if own is not None:
+        train, test, noisy = prepare_own(cfg, own)
+        check_input_size(cfg.model, train.images.shape[-1])
+        check_fits(sum(d.images.numel() for d in (train, test) if d is not None), dev)
+        described = own.describe()
+        if out_dir is not None and resume:
+            try:
+                before = json.loads((out_dir / DATA_FILE).read_text())["sha256"]
+            except (OSError, ValueError, KeyError):
+                before = None
+            if before != described["sha256"]:
+                raise LNLError(f"cannot resume {out_dir}: it was started on other data (see its {DATA_FILE})")
+    else:
+        train, test, noisy = prepare_data(cfg, root=data_root, download=download)
 
     # Everything is checked: from here on the run directory is written.
     if out_dir is not None:
         if overwrite:
             for name in RUN_FILES:
                 (out_dir / name).unlink(missing_ok=True)
+            shutil.rmtree(out_dir / samples_mod.EPOCH_DIR, ignore_errors=True)
         out_dir.mkdir(parents=True, exist_ok=True)
         if not resume:
             (out_dir / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
             noisy.save(out_dir / "noisy_labels.npz")
+            if own is not None:
+                (out_dir / DATA_FILE).write_text(json.dumps(described, indent=1) + "\n")
         elif not np.array_equal(NoisyLabels.load(out_dir / "noisy_labels.npz").noisy, noisy.noisy):
             raise LNLError(f"cannot resume {out_dir}: its noisy labels differ from this config's")
 
@@ -369,13 +497,72 @@ def run_config(
         quiet=quiet,
         stop_after=stop_after,
     )
+    files = own.files if own is not None and len(train) == len(own.train) else None
+    truth = noisy.clean if noisy.clean_known else None
+    if export_every_epoch:
+        run.epoch_hooks.append(lambda r: _export_epoch(r, train.classes, files, truth))
     output = m.train(run, cfg.hp)
     summary = summarize(cfg, noisy, output.history, wall_time_s=run.elapsed(), device=dev)
+    if own is not None:
+        summary["data"] = described
+    table = None
+    try:
+        table = samples_mod.sample_table(run, output.state, classes=train.classes, files=files, clean=truth)
+    except LNLError as exc:
+        summary["samples"] = {"written": False, "reason": str(exc)}
     if out_dir is not None and len(output.history) == cfg.epochs:
+        if table is not None:
+            samples_mod.write(table, out_dir / samples_mod.SAMPLES_CSV, out_dir / samples_mod.SAMPLES_NPZ)
+            summary["samples"] = samples_mod.summary(table)
         tmp = out_dir / "result.json.tmp"
         tmp.write_text(json.dumps(_finite(summary), indent=1, allow_nan=False) + "\n")
         tmp.replace(out_dir / "result.json")
-    return Result(summary, output, noisy, cfg)
+    elif table is not None:
+        summary["samples"] = {**samples_mod.summary(table), "written": False, "files": []}
+    return Result(summary, output, noisy, cfg, table)
+
+
+def _export_epoch(run: Run, classes, files, truth) -> None:
+    """The per-epoch export (``export_every_epoch``): nothing for an epoch without a selection."""
+    cfg = run.config
+    if samples_mod.unavailable(cfg.method, cfg.hp, len(run.history)):
+        return
+    table = samples_mod.sample_table(run, run.state, classes=classes, files=files, clean=truth)
+    csv_path, npz_path = samples_mod.epoch_paths(run.run_dir, len(run.history))
+    csv_path.parent.mkdir(exist_ok=True)
+    samples_mod.write(table, csv_path, npz_path)
+
+
+def run_own(
+    method: str,
+    own: OwnData,
+    *,
+    profile: str = "reduced",
+    seed: int = 0,
+    noise: str = "given",
+    rate: float = 0.0,
+    like: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    resume: bool | str = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+    export_every_epoch: bool = False,
+    stop_after: int | None = None,
+) -> Result:
+    """Train ``method`` on your own data (from :func:`lnl_core.owndata.from_folder` or
+    :func:`~lnl_core.owndata.from_arrays`) and return its :class:`Result`; with ``out``, the
+    run directory gets the per-sample results (``samples.csv``, ``samples.npz``) at the end.
+    Everything is checked before anything is written (the model against the image size, the
+    images against the device's free memory, the run directory)."""
+    cfg = build_own_config(
+        method, own, noise=noise, rate=rate, seed=seed, profile=profile, like=like, overrides=overrides
+    )
+    return run_config(
+        cfg, out=out, device=device, resume=resume, overwrite=overwrite, quiet=quiet, own=own,
+        export_every_epoch=export_every_epoch, stop_after=stop_after,
+    )  # fmt: skip
 
 
 def _finite(obj):

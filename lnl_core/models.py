@@ -16,8 +16,49 @@ from torch import nn
 
 from .errors import LNLError
 
-MODELS = ("small_cnn", "preact_resnet18", "preact_resnet18_he", "cnn8", "resnet44")
+MODELS = (
+    "small_cnn",
+    "preact_resnet18",
+    "preact_resnet18_adaptive",
+    "preact_resnet18_he",
+    "cnn8",
+    "resnet44",
+)
 HEADS = ("linear", "distance")
+
+# Which square image sides each network takes (``lnl list`` prints this table). A network built
+# for another side is refused before a run starts, with the alternatives named.
+INPUT_SIZES = {
+    "small_cnn": "any side; its dense layer grows with the side squared (28: 401k weights, 48: 1.2M)",
+    "preact_resnet18": "32x32 only: the DivideMix code's fixed 4x4 average pool",
+    "preact_resnet18_adaptive": "any side from 8: the same network with global average pooling (equal at 32)",
+    "preact_resnet18_he": "32x32 only (fixed 4x4 average pool)",
+    "cnn8": "sides divisible by 8 (three 2x2 max-pools before a dense layer)",
+    "resnet44": "any side from 4 (global average pooling)",
+}
+
+
+def accepts(name: str, side: int) -> bool:
+    """Whether network ``name`` takes ``side`` x ``side`` images (see ``INPUT_SIZES``)."""
+    return {
+        "preact_resnet18": side == 32,
+        "preact_resnet18_he": side == 32,
+        "preact_resnet18_adaptive": side >= 8,
+        "cnn8": side >= 8 and side % 8 == 0,
+        "resnet44": side >= 4,
+    }.get(name, side >= 1)
+
+
+def check_input_size(name: str, side: int) -> None:
+    """Refuse a network that cannot take ``side`` x ``side`` images, naming those that can."""
+    if name not in MODELS:
+        raise LNLError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if not accepts(name, side):
+        takes = [m for m in MODELS if m != name and accepts(m, side)]
+        raise LNLError(
+            f"{name} takes {INPUT_SIZES[name]}, not {side}x{side} images; for {side}x{side} use "
+            f"{' or '.join(takes)} (--set model=NAME), or resize the images"
+        )
 
 
 class NetOutput(NamedTuple):
@@ -161,13 +202,18 @@ class PreActResNet18(nn.Module):
     final BN-ReLU, 4x4 average pool -> 512 features. 11,171,274 parameters with a linear
     head for K = 10.
 
+    ``adaptive_pool=True`` (the name ``preact_resnet18_adaptive``) averages the final feature
+    map whatever its size instead of a fixed 4x4 window, so that the network takes any side
+    from 8; at 32x32 the two are the same function.
+
     ``he_variant=True`` is the He et al. (2016b) form: no stem BN and identity skips that
     carry the block's input (11,171,146 parameters for K = 10); the name
     ``preact_resnet18_he`` builds it.
     """
 
-    def __init__(self, in_channels: int = 3, *, he_variant: bool = False):
+    def __init__(self, in_channels: int = 3, *, he_variant: bool = False, adaptive_pool: bool = False):
         super().__init__()
+        self.adaptive_pool = adaptive_pool
         self.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
         self.bn1 = None if he_variant else nn.BatchNorm2d(64)
         stages, in_planes = [], 64
@@ -182,6 +228,8 @@ class PreActResNet18(nn.Module):
         if self.bn1 is not None:
             out = F.relu(self.bn1(out))
         out = self.layers(out)
+        if self.adaptive_pool:  # any input side: the mean over the final map (4x4 at 32)
+            return F.adaptive_avg_pool2d(out, 1).flatten(1)
         return F.avg_pool2d(out, 4).flatten(1)
 
 
@@ -270,15 +318,15 @@ def build_model(
 ) -> Network:
     """A :class:`Network` by name (one of ``MODELS``) with a ``linear`` or ``distance`` head
     (``head_options`` go to :class:`DistanceClassifier`: ``sigma``, ``normalize``)."""
+    check_input_size(name, image_size)
     if name == "small_cnn":
         backbone, dim = SmallCNN(in_channels, image_size), 256
-    elif name in ("preact_resnet18", "preact_resnet18_he"):
-        if image_size != 32:
-            raise LNLError(f"{name} expects 32x32 images, got {image_size}x{image_size}")
-        backbone, dim = PreActResNet18(in_channels, he_variant=name.endswith("_he")), 512
+    elif name.startswith("preact_resnet18"):
+        backbone = PreActResNet18(
+            in_channels, he_variant=name.endswith("_he"), adaptive_pool=name.endswith("_adaptive")
+        )
+        dim = 512
     elif name == "cnn8":
-        if image_size % 8:
-            raise LNLError(f"cnn8 needs an image side divisible by 8, got {image_size}")
         backbone, dim = CNN8(in_channels, image_size), 256
     elif name == "resnet44":
         backbone, dim = CifarResNet(7, in_channels), 64

@@ -119,6 +119,7 @@ CIFAR_N_KINDS = {
 }
 
 NOISE_KINDS = (
+    "given",
     "none",
     "symmetric",
     "symmetric-exclusive",
@@ -169,8 +170,16 @@ class NoisyLabels:
         return self.noisy != self.clean
 
     @property
-    def actual_rate(self) -> float:
-        """Fraction of samples whose given label is wrong."""
+    def clean_known(self) -> bool:
+        """False for own data given without its correct labels: ``clean`` is then a copy of
+        ``noisy`` and says nothing."""
+        return self.spec.get("clean_known", True)
+
+    @property
+    def actual_rate(self) -> float | None:
+        """Fraction of samples whose given label is wrong (``None`` if the truth is unknown)."""
+        if not self.clean_known:
+            return None
         return float(self.is_noisy.mean()) if self.clean.size else 0.0
 
     @property
@@ -236,6 +245,20 @@ def _check_rate(rate: float) -> float:
 
 
 # --------------------------------------------------------------------------- generators
+
+
+def given(labels, num_classes: int, *, clean_labels=None) -> NoisyLabels:
+    """Labels as they come with a user's data: they are the noisy labels. With
+    ``clean_labels`` the actual rate is known; without, ``clean`` is a copy of the given labels
+    and ``spec["clean_known"]`` is False, so nothing downstream reads it as the truth."""
+    labels = _check_labels(labels, num_classes)
+    known = clean_labels is not None
+    truth = _check_labels(clean_labels, num_classes) if known else labels.copy()
+    if truth.shape != labels.shape:
+        raise LNLError(f"{labels.shape[0]} given labels but {truth.shape[0]} clean labels")
+    return NoisyLabels(
+        truth, labels.copy(), num_classes, {"kind": "given", "rate": None, "clean_known": known}
+    )
 
 
 def clean(labels, num_classes: int) -> NoisyLabels:
@@ -397,6 +420,11 @@ def make(
     CIFAR-N label sets are named ``cifar-n:aggre``, ``cifar-n:worse``, ... (``rate`` is
     ignored for them: the humans decided the noise).
     """
+    if kind == "given":
+        raise LNLError(
+            "noise 'given' means the labels that come with your own data (lnl_core.owndata); "
+            "a built-in data set's labels are clean: use 'none', or a noise kind that corrupts them"
+        )
     if kind == "none":
         return clean(labels, num_classes)
     if kind == "symmetric":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import LNLError
 
@@ -24,6 +24,15 @@ class TrainOutput:
     state: dict[str, Any]
 
 
+class PerSample(NamedTuple):
+    """What a method knows about each training sample after an epoch (for the export)."""
+
+    clean_prob: Any  # (M, N) tensor, one row per network (M = 1 for one network)
+    threshold: float  # the method flags a sample when its clean probability is <= threshold
+    refurbished: Any  # (N,) tensor of the labels the method trains on instead of the given ones, or None
+    meaning: str  # what the clean probability is, in a sentence
+
+
 @dataclass(frozen=True)
 class Method:
     name: str
@@ -34,6 +43,9 @@ class Method:
     selects_samples: bool = False  # reports selection AUC/precision/recall/F1 per epoch
     # profile, dataset, noise, rate -> settings that this method changes in that profile
     adjust: Callable[[str, str, str, float], dict[str, Any]] | None = None
+    # (hp, per-sample state, epochs done) -> PerSample, or None before the first selection;
+    # None for a method that keeps no per-sample clean probabilities or refurbished labels
+    per_sample: Callable[[Any, dict[str, Any], int], PerSample | None] | None = None
 
     def profile_settings(self, profile: str, dataset: str, noise: str, rate: float) -> dict[str, Any]:
         return dict(self.adjust(profile, dataset, noise, rate)) if self.adjust else {}

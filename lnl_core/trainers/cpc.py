@@ -35,7 +35,7 @@ from ..cleaners import gmm_clean_probability, normalize_losses, selection_metric
 from ..config import hp_field
 from ..engine import Run
 from ..noise import is_asymmetric
-from . import Method, TrainOutput, register
+from . import Method, PerSample, TrainOutput, register
 from .dividemix import DivideMixHParams, Extension, Parts, Selection, train_dividemix
 from .dividemix import _adjust as _dividemix_adjust
 
@@ -341,6 +341,18 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     return settings
 
 
+def per_sample(hp: CPCHParams, state: dict, epochs_done: int) -> PerSample | None:
+    """The last division: the GMM's clean posterior until the prototype cleaners take over
+    (threshold p_threshold), then each cleaner's clean score (threshold tau)."""
+    if epochs_done <= hp.warmup_epochs:
+        return None
+    if hp.division == "cpc" and epochs_done - 1 >= hp.warmup_epochs + hp.cpc_warmup_epochs:
+        return PerSample(
+            state["clean_prob"], hp.tau, None, "clean score of each network's class-prototype cleaner"
+        )
+    return PerSample(state["clean_prob"], hp.p_threshold, None, "posterior of the low-loss GMM component")
+
+
 register(
     Method(
         "cpc",
@@ -350,5 +362,6 @@ register(
         train_cpc,
         selects_samples=True,
         adjust=_adjust,
+        per_sample=per_sample,
     )
 )

@@ -38,7 +38,7 @@ from ..cleaners import gmm_clean_probability, normalize_losses, selection_metric
 from ..config import hp_field
 from ..engine import Run
 from ..noise import is_asymmetric
-from . import Method, TrainOutput, register
+from . import Method, PerSample, TrainOutput, register
 
 
 @dataclass(frozen=True)
@@ -451,11 +451,20 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     }
     if asym:
         settings["lambda_u"] = 0.0
-    elif noise.startswith("cifar-n"):
+    elif noise.startswith("cifar-n") or noise == "given":  # real-world noise, rate unknown: as CIFAR-N
         settings["lambda_u"] = 25.0 if dataset == "cifar10" else 150.0
     else:
         settings["lambda_u"] = next(v for bound, v in _LAMBDA_U[dataset] if rate < bound)
     return settings
+
+
+def per_sample(hp: DivideMixHParams, state: dict, epochs_done: int) -> PerSample | None:
+    """The last division: each network's GMM posterior that a sample's loss comes from the
+    clean (low-loss) component; none before the first division, at the end of warm-up."""
+    if epochs_done <= hp.warmup_epochs:
+        return None
+    meaning = "posterior of the low-loss component of a GMM on each network's per-sample loss"
+    return PerSample(state["clean_prob"], hp.p_threshold, None, meaning)
 
 
 register(
@@ -467,5 +476,6 @@ register(
         train_dividemix,
         selects_samples=True,
         adjust=_adjust,
+        per_sample=per_sample,
     )
 )

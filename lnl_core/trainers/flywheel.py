@@ -34,7 +34,7 @@ from ..augment import AUGMENTATIONS
 from ..cleaners import selection_metrics
 from ..config import hp_field
 from ..engine import Run
-from . import Method, TrainOutput, register
+from . import Method, PerSample, TrainOutput, register
 from .dividemix import neg_entropy
 
 CR_PRIORS = ("resampled", "given", "uniform")
@@ -386,6 +386,17 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     }
 
 
+def per_sample(hp: FlywheelHParams, state: dict, epochs_done: int) -> PerSample | None:
+    """w_i of Eq. (4), the posterior that the given label is clean, and (with the auxiliary
+    network) the refurbished labels of Eq. (8); none during the initialisation epochs."""
+    if epochs_done <= hp.warmup_epochs:
+        return None
+    refurbished = state["resampled"] if hp.auxiliary else None
+    return PerSample(
+        state["clean_prob"][None], hp.threshold, refurbished, "posterior w_i that the given label is clean"
+    )
+
+
 register(
     Method(
         "flywheel",
@@ -395,5 +406,6 @@ register(
         train_flywheel,
         selects_samples=True,
         adjust=_adjust,
+        per_sample=per_sample,
     )
 )

@@ -31,6 +31,7 @@ from ..models import DistanceClassifier
 from . import Method, TrainOutput, register
 from .dividemix import DivideMixHParams, Extension, train_dividemix
 from .dividemix import _adjust as _dividemix_adjust
+from .dividemix import per_sample as _dividemix_per_sample
 
 LOSSES = ("sce", "ce")
 
@@ -239,5 +240,6 @@ register(
         train_dividemix_pe,
         selects_samples=True,
         adjust=_dividemix_pe_adjust,
+        per_sample=_dividemix_per_sample,
     )
 )

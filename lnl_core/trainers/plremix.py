@@ -37,7 +37,7 @@ from ..config import hp_field
 from ..engine import Run
 from ..losses import contrastive_loss, gradient_entanglement, simclr_negatives
 from ..noise import is_asymmetric
-from . import Method, TrainOutput, register
+from . import Method, PerSample, TrainOutput, register
 from .dividemix import (
     DivideMixHParams,
     Extension,
@@ -459,6 +459,20 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     return settings
 
 
+def per_sample(hp: PLReMixHParams, state: dict, epochs_done: int) -> PerSample | None:
+    """The last division: each network's clean posterior (the 2-D GMM's unless ``selection``
+    says otherwise); none before the first division, at the end of warm-up."""
+    if epochs_done <= hp.warmup_epochs:
+        return None
+    kind = (
+        "a 2-D GMM on the classification and prototype losses"
+        if hp.selection == "2d"
+        else "a GMM on the loss"
+    )
+    meaning = f"clean posterior of {kind}, per network"
+    return PerSample(state["clean_prob"], hp.p_threshold, None, meaning)
+
+
 register(
     Method(
         "plremix",
@@ -468,5 +482,6 @@ register(
         train_plremix,
         selects_samples=True,
         adjust=_adjust,
+        per_sample=per_sample,
     )
 )

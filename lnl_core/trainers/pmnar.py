@@ -49,7 +49,7 @@ from ..augment import AUGMENTATIONS
 from ..cleaners import selection_metrics
 from ..config import hp_field
 from ..engine import Run
-from . import Method, TrainOutput, register
+from . import Method, PerSample, TrainOutput, register
 
 LOSSES = ("ce", "nl", "ml", "pm")
 
@@ -239,6 +239,16 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     }
 
 
+def per_sample(hp: PMNARHParams, state: dict, epochs_done: int) -> PerSample | None:
+    """f_y, each network's softmax probability of the given label in the last per-sample pass
+    (clean if above ``threshold``, Table 4); none during warm-up."""
+    if epochs_done <= hp.warmup_epochs:
+        return None
+    return PerSample(
+        state["clean_prob"], hp.threshold, None, "each network's probability of the given label, f_y"
+    )
+
+
 register(
     Method(
         "pmnar",
@@ -248,5 +258,6 @@ register(
         train_pmnar,
         selects_samples=True,
         adjust=_adjust,
+        per_sample=per_sample,
     )
 )
