@@ -14,12 +14,12 @@ t=$(date +%s)
 python -m lnl_core verify benchmarks/results/reduced
 python -m lnl_core verify benchmarks/results/reduced-clean
 echo "store check took $(( $(date +%s) - t )) s"
-echo "== notebooks under nbval (reduced profile): the student editions, stubs untouched"
+echo "== notebooks under nbval (reduced profile): the student editions, stubs untouched, and the page \"Your own data\""
 # student/ holds each chapter with its solutions removed; its code cells are the chapter's, cell for
 # cell (tests/test_student_edition.py), so executing the student editions executes every chapter's code
 python scripts/student_edition.py --check
 t=$(date +%s)
-LNL_PROFILE=reduced python -m pytest -q -p no:cacheprovider --nbval-lax student
+LNL_PROFILE=reduced python -m pytest -q -p no:cacheprovider --nbval-lax student book/own-data.ipynb
 echo "notebooks took $(( $(date +%s) - t )) s"
 echo "== book build and browser check"
 bash scripts/build_book.sh

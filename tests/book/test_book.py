@@ -34,8 +34,9 @@ PAGES = {
     "instructor-guide": "book/instructor-guide.html",
     "glossary": "book/glossary.html",
     "equations": "book/equations.html",
+    "own-data": "book/own-data.html",
 }
-NO_MATH = {"equations"}  # a table of equation numbers and code, no formulas
+NO_MATH = {"equations", "own-data"}  # a table of equation numbers and code; a how-to page without formulas
 NOTEBOOKS = sorted(p.stem for p in (ROOT / "notebooks").glob("*.ipynb"))
 ERROR_TEXT = re.compile(r"Traceback \(most recent call last\)|\b[A-Z]\w*Error: |\?\?\?")
 
