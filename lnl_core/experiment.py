@@ -236,12 +236,16 @@ def build_own_config(
     return dataclasses.replace(cfg, dataset=OWN_DATASET)
 
 
-def prepare_own(cfg: RunConfig, own: OwnData) -> tuple[data.Dataset, data.Dataset | None, NoisyLabels]:
-    """:func:`prepare_data` for your own data: subsets if asked, the given labels as noisy."""
+def prepare_own(
+    cfg: RunConfig, own: OwnData
+) -> tuple[data.Dataset, data.Dataset | None, NoisyLabels, np.ndarray]:
+    """:func:`prepare_data` for your own data: subsets if asked, the given labels as noisy.
+    The fourth value is each training row's index in ``own`` (all of them without a subset)."""
     train, test, clean = own.train, own.test, own.clean
+    rows = np.arange(len(train))
     if cfg.train_size is not None and cfg.train_size < len(train):
-        idx = data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed)
-        train, clean = train.subset(idx), None if clean is None else clean[idx]
+        rows = data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed)
+        train, clean = train.subset(rows), None if clean is None else clean[rows]
     if test is not None and cfg.test_size is not None and cfg.test_size < len(test):
         test = test.subset(data.stratified_subset(test.labels, cfg.test_size, seed=cfg.subset_seed))
     given = train.labels.numpy()
@@ -252,7 +256,7 @@ def prepare_own(cfg: RunConfig, own: OwnData) -> tuple[data.Dataset, data.Datase
             cfg.noise, given, cfg.rate, train.num_classes, seed=cfg.seed, dataset=OWN_DATASET,
             images=train.images.numpy() if cfg.noise == "instance" else None,
         )  # fmt: skip
-    return train, test, noisy
+    return train, test, noisy, rows
 
 
 def prepare_data(
@@ -457,7 +461,7 @@ def run_config(
                     f"cannot resume {out_dir}: the config differs from the checkpoint's in {', '.join(diff)}"
                 )
     if own is not None:
-        train, test, noisy = prepare_own(cfg, own)
+        train, test, noisy, rows = prepare_own(cfg, own)
         check_input_size(cfg.model, train.images.shape[-1])
         check_fits(sum(d.images.numel() for d in (train, test) if d is not None), dev)
         described = own.describe()
@@ -470,6 +474,7 @@ def run_config(
                 raise LNLError(f"cannot resume {out_dir}: it was started on other data (see its {DATA_FILE})")
     else:
         train, test, noisy = prepare_data(cfg, root=data_root, download=download)
+        rows = None
 
     # Everything is checked: from here on the run directory is written.
     if out_dir is not None:
@@ -497,17 +502,19 @@ def run_config(
         quiet=quiet,
         stop_after=stop_after,
     )
-    files = own.files if own is not None and len(train) == len(own.train) else None
+    files = None if own is None or own.files is None else [own.files[i] for i in rows]
     truth = noisy.clean if noisy.clean_known else None
     if export_every_epoch:
-        run.epoch_hooks.append(lambda r: _export_epoch(r, train.classes, files, truth))
+        run.epoch_hooks.append(lambda r: _export_epoch(r, train.classes, files, truth, rows))
     output = m.train(run, cfg.hp)
     summary = summarize(cfg, noisy, output.history, wall_time_s=run.elapsed(), device=dev)
     if own is not None:
         summary["data"] = described
     table = None
     try:
-        table = samples_mod.sample_table(run, output.state, classes=train.classes, files=files, clean=truth)
+        table = samples_mod.sample_table(
+            run, output.state, classes=train.classes, files=files, clean=truth, index=rows
+        )
     except LNLError as exc:
         summary["samples"] = {"written": False, "reason": str(exc)}
     if out_dir is not None and len(output.history) == cfg.epochs:
@@ -522,12 +529,12 @@ def run_config(
     return Result(summary, output, noisy, cfg, table)
 
 
-def _export_epoch(run: Run, classes, files, truth) -> None:
+def _export_epoch(run: Run, classes, files, truth, rows) -> None:
     """The per-epoch export (``export_every_epoch``): nothing for an epoch without a selection."""
     cfg = run.config
     if samples_mod.unavailable(cfg.method, cfg.hp, len(run.history)):
         return
-    table = samples_mod.sample_table(run, run.state, classes=classes, files=files, clean=truth)
+    table = samples_mod.sample_table(run, run.state, classes=classes, files=files, clean=truth, index=rows)
     csv_path, npz_path = samples_mod.epoch_paths(run.run_dir, len(run.history))
     csv_path.parent.mkdir(exist_ok=True)
     samples_mod.write(table, csv_path, npz_path)

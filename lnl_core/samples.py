@@ -59,9 +59,10 @@ def unavailable(method: str, hp: Any, epochs_done: int) -> str | None:
     return None
 
 
-def sample_table(run, state: dict, *, classes, files=None, clean=None) -> dict[str, Any]:
+def sample_table(run, state: dict, *, classes, files=None, clean=None, index=None) -> dict[str, Any]:
     """The per-sample table of a :class:`~lnl_core.engine.Run` after its last epoch, from the
-    method's per-sample ``state``. Raises :class:`LNLError` with the reason when the method
+    method's per-sample ``state``. ``index`` gives each training row's index in the data set
+    it came from (default: the row itself; a run on a subset passes the subset's indices). Raises :class:`LNLError` with the reason when the method
     has none (see :func:`unavailable`)."""
     cfg = run.config
     epochs_done = len(run.history)
@@ -81,7 +82,8 @@ def sample_table(run, state: dict, *, classes, files=None, clean=None) -> dict[s
     given = run.labels.cpu().numpy()
     pred = probs.argmax(1).cpu().numpy()
     names = np.asarray(classes, dtype=str)
-    cols: dict[str, np.ndarray] = {"index": np.arange(len(given), dtype=np.int64)}
+    rows_index = np.arange(len(given)) if index is None else np.asarray(index)
+    cols: dict[str, np.ndarray] = {"index": rows_index.astype(np.int64)}
     if files is not None:
         cols["file"] = np.asarray(files, dtype=str)
     cols["given_label"] = given.astype(np.int64)

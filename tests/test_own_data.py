@@ -344,6 +344,18 @@ def test_every_epoch_export_and_suspicious(tmp_path, capsys):
         run_own("pmnar", own, out=run, quiet=True, overwrite=True)
 
 
+def test_a_subset_exports_the_original_index_and_file(tmp_path):
+    make_folder(tmp_path / "f", per_class=6)
+    own = owndata.from_folder(tmp_path / "f")
+    overrides = {"epochs": 2, "warmup_epochs": 1, "train_size": 9}
+    run_own("dividemix", own, out=tmp_path / "run", quiet=True, overrides=overrides)
+    with open(tmp_path / "run" / "samples.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 9 and len({r["index"] for r in rows}) == 9
+    assert all(own.files[int(r["index"])] == r["file"] for r in rows)
+    assert all(int(own.train.labels[int(r["index"])]) == int(r["given_label"]) for r in rows)
+
+
 def test_resume_needs_the_same_data(tmp_path):
     x, given, truth = _toy()
     own = owndata.from_arrays(x, given)
