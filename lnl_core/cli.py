@@ -129,11 +129,12 @@ def cmd_list() -> None:
         "asymmetric": "to a similar class; CIFAR-100: next class in the real superclass",
         "asymmetric-blocks": "CIFAR-100 only: next class in blocks of 5 consecutive indices (UNICON/PLReMix code)",
         "instance": "part-dependent, Xia et al. (2020)",
+        "given": "your own data's labels as they are (lnl run METHOD --folder DIR)",
+        "none": "no label changed",
     }
     for kind in noise.NOISE_KINDS:
         print(f"  {kind:<20} {notes.get(kind, '')}".rstrip())
     print("  asymmetric mappings:", ", ".join(noise.ASYMMETRIC_MAPPINGS))
-    print("  given: your own data's labels as they are (lnl run METHOD --folder DIR)")
     print("\nModels (--set model=NAME) and the square image sides they take:")
     for name in models.MODELS:
         print(f"  {name:<25} {models.INPUT_SIZES[name]}")
@@ -170,13 +171,28 @@ def cmd_run(args: argparse.Namespace) -> None:
             data_root=args.data_root, download=args.download,
         )  # fmt: skip
     else:
-        from .owndata import from_folder
+        from .experiment import check_run_dir, own_config
+        from .models import check_input_size
+        from .owndata import from_folder, inspect_folder
 
         if args.dataset or args.download or args.data_root:
             raise LNLError("--folder is the data: leave out --dataset, --download and --data-root")
         get_method(args.method)  # an unknown method fails before the folder is read
-        if args.noise not in (None, "given") and args.rate is None:
+        if args.noise not in (None, "given", "none") and args.rate is None:
             raise LNLError(f"--noise {args.noise} on your own data needs --rate")
+        if args.export_every_epoch and args.out is None:
+            raise LNLError("--export-every-epoch writes into the run directory: give --out DIR")
+        if args.out is not None and not args.dry_run:
+            check_run_dir(Path(args.out), resume=args.resume, overwrite=args.overwrite)
+        # the config (its model included) from the folder's headers, before decoding a single image
+        info = inspect_folder(args.folder, resize=args.resize)
+        if len(info.classes) >= 2:
+            early = own_config(
+                args.method, len(info.classes), noise=args.noise or "given", rate=args.rate or 0.0,
+                seed=args.seed, profile=args.profile, like=args.like, overrides=overrides,
+                clean_known=args.clean_labels is not None,
+            )  # fmt: skip
+            check_input_size(early.model, info.side)
         own = from_folder(
             args.folder, test=args.test_folder, clean_labels=args.clean_labels, resize=args.resize
         )

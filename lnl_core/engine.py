@@ -337,6 +337,7 @@ class Run:
         self.is_noisy = self.labels != self.clean_labels  # (N,) bool, reporting only
         self.clean_known = clean_known
         self.eval_models: list[nn.Module] = []  # the networks evaluated at the last end_epoch
+        self._eval_names: list[str] | None = None  # their names among the tracked models
         self.epoch_hooks: list[Any] = []
         self.num_classes = num_classes
         self.device = device
@@ -505,6 +506,9 @@ class Run:
             full = {k: v for k, v in full.items() if not uses_truth(k)}
         self.history.append(full)
         self.eval_models = list(models)
+        tracked = self._tracked.get("models", {})
+        names = [next((k for k, m in tracked.items() if m is model), None) for model in models]
+        self._eval_names = None if None in names else names
         if self._bar is not None:
             acc = full["test_acc"]
             self._bar.set_postfix(
@@ -544,6 +548,7 @@ class Run:
             "state": dict(t["state"]),
             "history": self.history,
             "elapsed": self.elapsed(),
+            "eval_models": self._eval_names,
         }
         save_atomic(ckpt, self.run_dir / CHECKPOINT)
 
@@ -573,4 +578,10 @@ class Run:
             raise LNLError(f"checkpoint {self.run_dir / CHECKPOINT} does not match this run: {exc}") from None
         self.history = list(ckpt["history"])
         self._elapsed = float(ckpt["elapsed"])
+        # the networks the last epoch evaluated, so that a resumed run with no epoch left can
+        # still export its per-sample results (checkpoints before this key: none)
+        names = ckpt.get("eval_models")
+        if names and all(k in t["models"] for k in names):
+            self._eval_names = list(names)
+            self.eval_models = [t["models"][k] for k in names]
         return int(ckpt["epoch"])

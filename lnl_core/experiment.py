@@ -91,6 +91,11 @@ def build_config(
         raise LNLError(f"unknown dataset {dataset!r}; choose one of {', '.join(data.DATASETS)}")
     if noise not in noise_kinds():
         raise LNLError(f"unknown noise kind {noise!r}; choose one of {', '.join(noise_kinds())}")
+    if noise == "given":
+        raise LNLError(
+            "noise 'given' keeps the labels of your own data (lnl run METHOD --folder DIR, or "
+            "run_own); a built-in data set needs a noise kind that makes noisy labels"
+        )
     if not 0.0 <= float(rate) < 1.0:
         raise LNLError(f"noise rate must be in [0, 1), got {rate}")
     if noise_mod.is_asymmetric(noise):
@@ -184,11 +189,13 @@ def noise_kinds() -> tuple[str, ...]:
 OWN_DATASET = "own"  # the dataset field of a run on a user's data (data.json says which data)
 
 
-def protocol_like(own: OwnData, profile: str) -> str:
-    """The built-in data set whose per-method settings a run on ``own`` takes: Fashion-MNIST's
-    under the reduced profile, CIFAR-10's under the full profile, CIFAR-100's for more than
-    10 classes (the papers' settings differ mainly by the number of classes)."""
-    if own.num_classes > 10:
+def protocol_like(own: OwnData | int, profile: str) -> str:
+    """The built-in data set whose per-method settings a run on ``own`` (or on data with that
+    many classes) takes: Fashion-MNIST's under the reduced profile, CIFAR-10's under the full
+    profile, CIFAR-100's for more than 10 classes (the papers' settings differ mainly by the
+    number of classes)."""
+    num_classes = own if isinstance(own, int) else own.num_classes
+    if num_classes > 10:
         return "cifar100"
     return "fashion_mnist" if profile == "reduced" else "cifar10"
 
@@ -212,10 +219,31 @@ def build_own_config(
         raise LNLError(
             f"own data must come from lnl_core.owndata (from_folder, from_arrays), got {type(own).__name__}"
         )
+    return own_config(
+        method, own.num_classes, noise=noise, rate=rate, seed=seed, profile=profile, like=like,
+        overrides=overrides, clean_known=own.clean is not None,
+    )  # fmt: skip
+
+
+def own_config(
+    method: str,
+    num_classes: int,
+    *,
+    noise: str = "given",
+    rate: float = 0.0,
+    seed: int = 0,
+    profile: str = "reduced",
+    like: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    clean_known: bool = False,
+) -> RunConfig:
+    """:func:`build_own_config` from the number of classes alone (a folder's config, its
+    model included, is known before its images are decoded). ``clean_known``: the data come
+    with their correct labels."""
     m = get_method(method)
     if profile not in PROFILES:
         raise LNLError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    like = like or protocol_like(own, profile)
+    like = like or protocol_like(num_classes, profile)
     if like not in PROFILES[profile].datasets:
         raise LNLError(
             f"like={like!r}: the {profile} profile has settings for {', '.join(PROFILES[profile].datasets)}"
@@ -223,6 +251,11 @@ def build_own_config(
     if noise not in noise_kinds() or noise.startswith("cifar-n") or noise_mod.is_asymmetric(noise):
         kinds = [k for k in noise_kinds() if not (k.startswith("cifar-n") or noise_mod.is_asymmetric(k))]
         raise LNLError(f"noise {noise!r} cannot be used on your own data; choose one of {', '.join(kinds)}")
+    if clean_known and noise != "given":
+        raise LNLError(
+            f"noise {noise!r} corrupts the given labels, taking them as correct, so the clean labels "
+            "supplied too would be ignored: use noise 'given', or pass the correct labels as the labels"
+        )
     if noise == "given" and rate:
         raise LNLError("noise 'given' takes the labels as they are; its rate is unknown, leave it at 0")
     if not 0.0 <= float(rate) < 1.0:
@@ -263,17 +296,26 @@ def prepare_data(
     cfg: RunConfig, *, root=None, download: bool = False
 ) -> tuple[data.Dataset, data.Dataset, NoisyLabels]:
     """Load the splits, take the profile's subsets and make the noisy labels."""
+    return _prepare_builtin(cfg, root=root, download=download)[:3]
+
+
+def _prepare_builtin(
+    cfg: RunConfig, *, root=None, download: bool = False
+) -> tuple[data.Dataset, data.Dataset, NoisyLabels, np.ndarray]:
+    """:func:`prepare_data`, and each training row's index in the full training split."""
     train = data.load(cfg.dataset, "train", root=root, download=download)
     test = data.load(cfg.dataset, "test", root=root, download=download)
+    rows = np.arange(len(train))
     if cfg.train_size is not None and cfg.train_size < len(train):
-        train = train.subset(data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed))
+        rows = data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed)
+        train = train.subset(rows)
     if cfg.test_size is not None and cfg.test_size < len(test):
         test = test.subset(data.stratified_subset(test.labels, cfg.test_size, seed=cfg.subset_seed))
     noisy = noise_mod.make(
         cfg.noise, train.labels.numpy(), cfg.rate, train.num_classes, seed=cfg.seed,
         dataset=cfg.dataset, images=train.images.numpy() if cfg.noise == "instance" else None, root=root,
     )  # fmt: skip
-    return train, test, noisy
+    return train, test, noisy, np.asarray(rows)
 
 
 def make_run(
@@ -305,7 +347,9 @@ def make_run(
     )
 
 
-def _check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+def check_run_dir(out: Path, *, resume: bool, overwrite: bool) -> None:
+    """Refuse a run directory that this run may not write: one holding a run without
+    ``resume`` or ``overwrite``, nothing to resume, or files that no run wrote."""
     if resume and overwrite:
         raise LNLError("choose one of --resume and --overwrite")
     if out.exists() and not out.is_dir():
@@ -452,7 +496,7 @@ def run_config(
     if export_every_epoch and out_dir is None:
         raise LNLError("export_every_epoch writes into the run directory: give out")
     if out_dir is not None:
-        _check_run_dir(out_dir, resume=resume, overwrite=overwrite)
+        check_run_dir(out_dir, resume=resume, overwrite=overwrite)
         if resume:
             saved = load_checkpoint(out_dir / CHECKPOINT)
             diff = config_difference(saved["config"], cfg.to_dict())
@@ -463,7 +507,8 @@ def run_config(
     if own is not None:
         train, test, noisy, rows = prepare_own(cfg, own)
         check_input_size(cfg.model, train.images.shape[-1])
-        check_fits(sum(d.images.numel() for d in (train, test) if d is not None), dev)
+        if dev.type != "cpu":  # on the CPU the images are resident already (checked when read)
+            check_fits(sum(d.images.numel() for d in (train, test) if d is not None), dev)
         described = own.describe()
         if out_dir is not None and resume:
             try:
@@ -473,8 +518,7 @@ def run_config(
             if before != described["sha256"]:
                 raise LNLError(f"cannot resume {out_dir}: it was started on other data (see its {DATA_FILE})")
     else:
-        train, test, noisy = prepare_data(cfg, root=data_root, download=download)
-        rows = None
+        train, test, noisy, rows = _prepare_builtin(cfg, root=data_root, download=download)
 
     # Everything is checked: from here on the run directory is written.
     if out_dir is not None:

@@ -25,6 +25,7 @@ import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -33,7 +34,8 @@ from .data import Dataset
 from .errors import LNLError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
-_GREY_MODES = {"1", "L", "LA", "I", "I;16", "F"}
+_GREY_MODES = {"1", "L", "LA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"}
+_WIDE_MODES = {"I", "I;16", "I;16L", "I;16B", "I;16N"}  # 16-bit (or 32-bit) integer greyscale
 DEVICE_FRACTION = 0.5  # the resident images may take at most this share of the device's free memory
 
 
@@ -72,9 +74,14 @@ class OwnData:
         return sum(d.images.numel() for d in (self.train, self.test) if d is not None)
 
     def digest(self) -> str:
-        """SHA-256 of the training images, the given labels and the test split: a run
-        directory resumes only with the same data."""
+        """SHA-256 of the class names, the training images, the given labels, the clean labels
+        (if known) and the test split: a run directory resumes only with the same data."""
         h = hashlib.sha256()
+        h.update(repr(tuple(self.classes)).encode())
+        if self.clean is None:
+            h.update(b"no clean labels")
+        else:
+            h.update(np.ascontiguousarray(self.clean, dtype="<i8").tobytes())
         for d in (self.train, self.test):
             if d is None:
                 h.update(b"no test split")
@@ -310,6 +317,23 @@ def _headers(items: list[tuple[Path, str]], root: Path) -> list[tuple[tuple[int,
     return heads
 
 
+def _to_8bit(im, path: Path, root: Path):
+    """A 16-bit greyscale image scaled to 8 bits (0-65535 to 0-255; ``convert`` would clip
+    every value above 255 to white); 32-bit integer images are taken as 16-bit when their
+    values fit. (Floating-point images are refused from their headers.)"""
+    from PIL import Image
+
+    if im.mode not in _WIDE_MODES:
+        return im
+    a = np.asarray(im).astype(np.int64)
+    if a.size and (a.min() < 0 or a.max() > 65535):
+        raise LNLError(
+            f"{path.relative_to(root)} is a 32-bit image with values outside 0-65535; "
+            "convert the folder to 8-bit images first"
+        )
+    return Image.fromarray(((a * 255 + 32767) // 65535).astype(np.uint8), mode="L")  # rounded
+
+
 def _decode(items, root: Path, mode: str, resize: int | None, side: int) -> torch.Tensor:
     from PIL import Image, ImageOps
 
@@ -319,12 +343,14 @@ def _decode(items, root: Path, mode: str, resize: int | None, side: int) -> torc
     for i, (path, _) in enumerate(items):
         try:
             with Image.open(path) as im:
-                im = im.convert(mode)
+                im = _to_8bit(im, path, root).convert(mode)
                 if resize is not None:
                     im = ImageOps.fit(
                         im, (side, side), method=Image.BILINEAR
                     )  # shorter side to SIDE, centre crop
                 arr = np.asarray(im, dtype=np.uint8)
+        except LNLError:
+            raise
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             bad.append(f"{path.relative_to(root)} ({type(exc).__name__})")
             continue
@@ -336,9 +362,17 @@ def _decode(items, root: Path, mode: str, resize: int | None, side: int) -> torc
     return out
 
 
-def _read_folder(root: Path, what: str, resize: int | None, mode: str | None, max_bytes: int | None):
+def _plan_folder(root: Path, what: str, resize: int | None, mode: str | None, max_bytes: int | None):
+    """Everything about a folder that its files' headers tell, checked: classes, (file, class)
+    pairs, the side and the colour mode the images will be decoded to. Nothing is decoded."""
     classes, items = _scan(root, what)
     heads = _headers(items, root)
+    floats = [p for (p, _), (_, m) in zip(items, heads) if m == "F"]
+    if floats:
+        raise LNLError(
+            f"{len(floats)} images in {root} are floating-point (mode F, e.g. {floats[0].relative_to(root)}), "
+            "whose value range is not known; convert them to 8-bit or 16-bit images first"
+        )
     sizes = Counter(size for size, _ in heads)
     if resize is not None:
         side = int(resize)
@@ -363,8 +397,33 @@ def _read_folder(root: Path, what: str, resize: int | None, mode: str | None, ma
     nbytes = len(items) * channels * side * side
     if max_bytes is not None and nbytes > max_bytes:
         raise LNLError(f"the images in {root} would take {nbytes} bytes, more than the {max_bytes} allowed")
-    check_fits(nbytes, "cpu", what=f"the images in {root}")
-    return classes, items, _decode(items, root, mode, resize, side), mode
+    return classes, items, side, mode, nbytes
+
+
+class FolderInfo(NamedTuple):
+    """What :func:`inspect_folder` finds from file names and image headers alone."""
+
+    classes: tuple[str, ...]
+    size: int  # number of images
+    side: int  # the side every image will have
+    channels: int  # 1 (greyscale) or 3
+
+
+def inspect_folder(
+    root: str | os.PathLike, *, resize: int | None = None, grey: bool | None = None
+) -> FolderInfo:
+    """The classes, the number of images, their side and channels that :func:`from_folder`
+    would give, checked from the file names and the image headers without decoding any image
+    (seconds where decoding takes minutes): a caller checks its model against the side first."""
+    _check_resize(resize)
+    mode = None if grey is None else ("L" if grey else "RGB")
+    classes, items, side, mode, _ = _plan_folder(Path(root), "training folder", resize, mode, None)
+    return FolderInfo(tuple(classes), len(items), side, 1 if mode == "L" else 3)
+
+
+def _check_resize(resize) -> None:
+    if resize is not None and (not isinstance(resize, int) or isinstance(resize, bool) or resize < 4):
+        raise LNLError(f"resize must be an image side of at least 4 pixels, got {resize!r}")
 
 
 def read_label_file(path: str | os.PathLike) -> dict[str, str]:
@@ -372,7 +431,7 @@ def read_label_file(path: str | os.PathLike) -> dict[str, str]:
     (a class name): the correct labels of (some or all) training images."""
     path = Path(path)
     try:
-        with open(path, newline="") as fh:
+        with open(path, newline="", encoding="utf-8-sig") as fh:  # a spreadsheet's byte-order mark too
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise LNLError(f"cannot read clean labels from {path}: {exc}") from None
@@ -404,15 +463,14 @@ def from_folder(
     image is greyscale and converts to RGB otherwise; ``True`` / ``False`` force it.
     """
     root = Path(root)
-    if resize is not None and (not isinstance(resize, int) or resize < 4):
-        raise LNLError(f"resize must be an image side of at least 4 pixels, got {resize!r}")
+    _check_resize(resize)
     mode = None if grey is None else ("L" if grey else "RGB")
-    classes, items, images, mode = _read_folder(root, "training folder", resize, mode, max_bytes)
+    # every check that the file names and image headers allow comes before any decoding
+    classes, items, side, mode, nbytes = _plan_folder(root, "training folder", resize, mode, max_bytes)
     if len(classes) < 2:
         raise LNLError(f"the training folder {root} has one class ({classes[0]}); it needs at least 2")
     index = {c: i for i, c in enumerate(classes)}
-    labels = torch.tensor([index[c] for _, c in items], dtype=torch.int64)
-    empty = [c for c in classes if not (labels == index[c]).any()]
+    empty = sorted(set(classes) - {c for _, c in items})
     if empty:
         raise LNLError(
             f"class folders without images in {root}: {', '.join(empty[:5])}; remove them or add images"
@@ -430,16 +488,13 @@ def from_folder(
                 else f"clean labels name classes that are not folders of {root}: {', '.join(unknown[:5])}"
             )
         clean = np.array([index[given[f]] for f in files], dtype=np.int64)
-    mean, std = _stats(images)
-    label = name or root.resolve().name
-    train = Dataset(label, "train", images, labels, tuple(classes), mean, std)
-    test_ds, test_files = None, None
+    t_plan = None
     if test is not None:
-        side = images.shape[-1]
-        t_classes, t_items, t_images, _ = _read_folder(Path(test), "test folder", resize, mode, max_bytes)
-        if t_images.shape[-1] != side:
+        t_plan = _plan_folder(Path(test), "test folder", resize, mode, max_bytes)
+        t_classes, _, t_side, _, t_nbytes = t_plan
+        if t_side != side:
             raise LNLError(
-                f"test images are {t_images.shape[-1]}x{t_images.shape[-1]} but training images {side}x{side}; "
+                f"test images are {t_side}x{t_side} but training images {side}x{side}; "
                 "pass resize=SIDE to bring both to one size"
             )
         foreign = [c for c in t_classes if c not in index]
@@ -447,6 +502,18 @@ def from_folder(
             raise LNLError(
                 f"the test folder {test} has classes that training does not: {', '.join(foreign[:5])}"
             )
+        nbytes += t_nbytes
+    check_fits(nbytes, "cpu", what=f"the images in {root}" + ("" if test is None else f" and {test}"))
+
+    images = _decode(items, root, mode, resize, side)
+    labels = torch.tensor([index[c] for _, c in items], dtype=torch.int64)
+    mean, std = _stats(images)
+    label = name or root.resolve().name
+    train = Dataset(label, "train", images, labels, tuple(classes), mean, std)
+    test_ds, test_files = None, None
+    if t_plan is not None:
+        _, t_items, _, _, _ = t_plan
+        t_images = _decode(t_items, Path(test), mode, resize, side)
         t_labels = torch.tensor([index[c] for _, c in t_items], dtype=torch.int64)
         test_ds = Dataset(label, "test", t_images, t_labels, tuple(classes), mean, std)
         test_files = tuple(p.relative_to(Path(test)).as_posix() for p, _ in t_items)

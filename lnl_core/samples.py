@@ -10,7 +10,8 @@ request, ``samples/epoch-NNNN.csv`` / ``.npz`` after every epoch with a selectio
 * ``predicted_label``, ``predicted_class``: argmax of the evaluated networks' mean logits
   on the un-augmented image (the networks and the rule behind the test accuracy);
 * ``clean_prob``: the method's probability that the given label is right, averaged over its
-  networks, and ``clean_prob_net1``, ``clean_prob_net2`` per network where there are two;
+  networks, and ``clean_prob_net1``, ``clean_prob_net2`` per network where there are two: the
+  selection the last epoch trained with, made at its start (the prediction comes after it);
 * ``flagged_noisy``: ``clean_prob <= threshold`` at the method's threshold;
 * ``refurbished_label`` (flywheel): the label the method trains on instead;
 * ``clean_label``, ``label_is_wrong``: only when the correct labels are known.
@@ -198,10 +199,15 @@ def read(run_dir: str | os.PathLike) -> list[dict[str, str]]:
 
 
 def most_suspicious(rows: list[dict[str, str]], top: int) -> list[dict[str, str]]:
-    """The ``top`` rows with the lowest clean probability (ties in index order)."""
+    """The ``top`` rows with the lowest clean probability; among equal ones (a GMM's
+    posterior is often exactly 0), rows whose prediction disagrees with the given label come
+    first, then index order."""
     if top < 1:
         raise LNLError(f"--top must be at least 1, got {top}")
-    return sorted(rows, key=lambda r: (float(r["clean_prob"]), int(r["index"])))[:top]
+    return sorted(
+        rows,
+        key=lambda r: (float(r["clean_prob"]), r["predicted_label"] == r["given_label"], int(r["index"])),
+    )[:top]
 
 
 def format_suspicious(rows: list[dict[str, str]], top: int) -> str:

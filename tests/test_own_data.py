@@ -82,7 +82,8 @@ def test_arrays_in_both_layouts_with_clean_labels_and_a_test_split():
         x, y, clean_labels=(y + 1) % 3, test_images=x[:4], test_labels=y[:4], num_classes=4
     )
     assert c.num_classes == 4 and len(c.test) == 4 and (c.clean == (y + 1) % 3).all()
-    assert a.digest() == b.digest() != c.digest()
+    same = owndata.from_arrays(torch.from_numpy(x[:, None]), torch.from_numpy(y))  # the other layout
+    assert a.digest() == same.digest() and len({a.digest(), b.digest(), c.digest()}) == 3  # names, truth
 
 
 # --------------------------------------------------------------------------- bad input
@@ -125,6 +126,23 @@ def _bad_folder(kind: str, root: Path) -> list[str]:
         make_folder(f)
         (root / "clean.csv").write_text("file,label\ncat/1.png,dog\n")
         return ["--clean-labels", str(root / "clean.csv")]
+    elif kind == "clean labels missing":
+        make_folder(f)
+        return ["--clean-labels", str(root / "typo.csv")]
+    elif kind == "test folder missing":
+        make_folder(f)
+        return ["--test-folder", str(root / "nowhere")]
+    elif kind == "one class":
+        make_folder(f, classes=("cat",))
+    elif kind == "floating point":
+        make_folder(f)
+        Image.fromarray(np.zeros((12, 12), dtype=np.float32)).save(f / "dog" / "depth.tif")
+    elif kind == "every epoch without out":
+        make_folder(f)
+        return ["--export-every-epoch"]
+    elif kind == "full profile, 48x48":
+        make_folder(f, side=48)
+        return ["--profile", "full"]
     return []
 
 
@@ -139,15 +157,32 @@ BAD_FOLDERS = {
     "model too small": "preact_resnet18 takes 32x32 only.*not 48x48.*preact_resnet18_adaptive",
     "test class unknown": "classes that training does not: yak",
     "clean labels incomplete": "11 training images have none",
+    "clean labels missing": "cannot read clean labels from .*typo.csv",
+    "test folder missing": "test folder .*nowhere does not exist",
+    "one class": "has one class .cat.; it needs at least 2",
+    "floating point": r"1 images in .* are floating-point \(mode F, e.g. dog/depth.tif\)",
+    "every epoch without out": "--export-every-epoch writes into the run directory: give --out DIR",
+    "full profile, 48x48": "preact_resnet18 takes 32x32 only.*not 48x48",
 }
 
 
 @pytest.mark.parametrize("kind", BAD_FOLDERS)
-def test_bad_folder_is_one_message_and_nothing_written(kind, tmp_path, capsys):
+def test_bad_folder_is_one_message_and_nothing_written(kind, tmp_path, capsys, monkeypatch):
+    """Each bad folder gets its one-line message, nothing is written, and every problem that
+    the file names and headers show is found before a single image is decoded."""
     extra = _bad_folder(kind, tmp_path)
     before = _listing(tmp_path)
     out = tmp_path / "runs" / "mine"
-    code = main(["run", "dividemix", "--folder", str(tmp_path / "f"), "--out", str(out), "--quiet", *extra])
+    if kind != "truncated":  # the one problem that only decoding finds
+
+        def no_decoding(*args, **kwargs):
+            raise AssertionError("an image was decoded before the checks")
+
+        monkeypatch.setattr(owndata, "_decode", no_decoding)
+    if kind == "every epoch without out":
+        extra, out = extra + ["--quiet"], None
+    where = [] if out is None else ["--out", str(out)]
+    code = main(["run", "dividemix", "--folder", str(tmp_path / "f"), *where, "--quiet", *extra])
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     import re
@@ -186,16 +221,27 @@ def test_bad_arrays_are_refused(images, labels, options, message):
 
 
 def test_data_too_big_for_the_device_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    import lnl_core.experiment as experiment
+
     own = owndata.from_arrays(_images(30, 8, 1, 0), np.arange(30) % 3)
     monkeypatch.setattr(owndata, "free_memory_bytes", lambda device="cpu": 1000)
+    monkeypatch.setattr(experiment, "choose_device", lambda device: torch.device("meta"))  # a small GPU
     with pytest.raises(
-        LNLError, match=r"0.00 GiB as uint8, more than 50% of the 0.00 GiB free on cpu.*resize"
+        LNLError, match=r"0.00 GiB as uint8, more than 50% of the 0.00 GiB free on meta.*resize"
     ):
-        run_own("ce", own, out=tmp_path / "run", device="cpu", quiet=True)
+        run_own("ce", own, out=tmp_path / "run", quiet=True)
     make_folder(tmp_path / "f")
     with pytest.raises(LNLError, match="the images in .* take"):
         owndata.from_folder(tmp_path / "f")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_folder_that_fits_host_memory_is_not_counted_twice_on_the_cpu(tmp_path, monkeypatch):
+    make_folder(tmp_path / "f")  # 36 images of 12x12: 5184 bytes
+    monkeypatch.setattr(owndata, "free_memory_bytes", lambda device="cpu": 12000)  # 43% of it
+    own = owndata.from_folder(tmp_path / "f")
+    res = run_own("ce", own, quiet=True, device="cpu", overrides={"epochs": 1})
+    assert res.summary["epochs_done"] == 1
 
 
 def test_given_noise_is_for_own_data_only():
@@ -207,6 +253,28 @@ def test_given_noise_is_for_own_data_only():
     with pytest.raises(LNLError, match="cannot be used on your own data"):
         run_own("ce", own, noise="asymmetric", rate=0.2)
     assert build_config("ce").dataset == "fashion_mnist"
+    with pytest.raises(LNLError, match="noise 'given' keeps the labels of your own data"):
+        build_config("ce", noise="given", rate=0.0)
+    known = owndata.from_arrays(_images(6, 8, 1, 0), np.arange(6) % 2, clean_labels=np.arange(6) % 2)
+    with pytest.raises(LNLError, match="clean labels supplied too would be ignored"):
+        run_own("ce", known, noise="symmetric", rate=0.2)
+
+
+def test_sixteen_bit_greyscale_is_scaled_not_clipped(tmp_path):
+    g = np.random.default_rng(0)
+    written = {}
+    for c in ("a", "b"):
+        (tmp_path / "f" / c).mkdir(parents=True)
+        for j in range(3):
+            arr = g.integers(0, 65536, (8, 8)).astype(np.uint16)
+            Image.fromarray(arr).save(tmp_path / "f" / c / f"{j}.png")
+            written[f"{c}/{j}.png"] = arr
+    assert Image.open(tmp_path / "f" / "a" / "0.png").mode.startswith("I")
+    own = owndata.from_folder(tmp_path / "f")
+    assert own.image_shape == (1, 8, 8)
+    for i, rel in enumerate(own.files):  # 0-65535 onto 0-255, rounded to the nearest
+        expected = np.floor(written[rel].astype(np.float64) / 257 + 0.5).astype(np.uint8)
+        np.testing.assert_array_equal(own.train.images[i, 0].numpy(), expected)
 
 
 # --------------------------------------------------------------------------- models and sizes
@@ -333,7 +401,12 @@ def test_every_epoch_export_and_suspicious(tmp_path, capsys):
     assert main(["suspicious", str(run), "--top", "4"]) == 0
     lines = capsys.readouterr().out.splitlines()
     with open(run / "samples.csv") as fh:
-        rows = sorted(csv.DictReader(fh), key=lambda r: (float(r["clean_prob"]), int(r["index"])))
+        rows = list(csv.DictReader(fh))
+    # lowest clean probability first; among ties, a prediction that disagrees with the given
+    # label first, then the index
+    rows.sort(key=lambda r: int(r["index"]))
+    rows.sort(key=lambda r: r["predicted_class"] == r["given_class"])
+    rows.sort(key=lambda r: float(r["clean_prob"]))
     assert [line.split()[1] for line in lines[2:6]] == [r["index"] for r in rows[:4]]
     assert lines[-1].startswith(f"{sum(r['flagged_noisy'] == 'True' for r in rows)} of 60 samples flagged")
     # a run directory with per-epoch exports is replaced on --overwrite, and refused with a foreign file in it
@@ -364,6 +437,9 @@ def test_resume_needs_the_same_data(tmp_path):
     other = owndata.from_arrays(x[::-1].copy(), given)
     with pytest.raises(LNLError, match="started on other data"):
         run_own("ce", other, out=run, quiet=True, overrides={"epochs": 2}, resume=True)
+    with_truth = owndata.from_arrays(x, given, clean_labels=truth)  # the same images, labels known now
+    with pytest.raises(LNLError, match="started on other data"):
+        run_own("ce", with_truth, out=run, quiet=True, overrides={"epochs": 2}, resume=True)
     res = run_own("ce", own, out=run, quiet=True, overrides={"epochs": 2}, resume=True)
     assert res.summary["epochs_done"] == 2 and (run / "result.json").is_file()
 
@@ -411,13 +487,62 @@ def test_truth_free_runs_train_the_same_and_record_nothing_from_the_truth(name, 
         assert "keeps no per-sample clean probabilities" in capsys.readouterr().err
 
 
+def test_resuming_a_finished_or_interrupted_run_exports_the_same_samples(tmp_path, capsys):
+    x, given, truth = _toy()
+    own = owndata.from_arrays(x, given)
+    run = tmp_path / "run"
+    kw = dict(out=run, quiet=True, overrides={"epochs": 2, "warmup_epochs": 1}, device="cpu")
+    run_own("pmnar", own, **kw)
+    first = (run / "samples.csv").read_text()
+    res = run_own("pmnar", own, resume=True, **kw)  # nothing left to train: the export again
+    assert res.summary["samples"]["written"] and (run / "samples.csv").read_text() == first
+    for name in ("result.json", "samples.csv", "samples.npz"):  # stopped after the last checkpoint
+        (run / name).unlink()
+    assert main(["suspicious", str(run)]) == 2 and "continue it with --resume" in capsys.readouterr().err
+    run_own("pmnar", own, resume=True, **kw)
+    assert (run / "samples.csv").read_text() == first
+
+
+def test_a_subset_of_a_built_in_data_set_exports_its_original_index(tmp_path):
+    from lnl_core import data
+    from lnl_core.experiment import run_experiment
+
+    overrides = {"epochs": 2, "warmup_epochs": 1, "train_size": 60, "test_size": 20}
+    res = run_experiment(
+        "pmnar", noise="symmetric", rate=0.2, out=tmp_path / "run", quiet=True, device="cpu",
+        overrides=overrides,
+    )  # fmt: skip
+    full = data.load("fashion_mnist", "train")
+    rows = data.stratified_subset(full.labels, 60, seed=res.config.subset_seed)
+    z = np.load(tmp_path / "run" / "samples.npz")
+    assert (z["index"] == rows).all() and (z["clean_label"] == full.labels.numpy()[rows]).all()
+
+
+def test_suspicious_puts_disagreeing_predictions_first_among_ties():
+    from lnl_core.samples import most_suspicious
+
+    def row(i, p, given, pred):
+        return {"index": str(i), "clean_prob": p, "given_label": given, "predicted_label": pred}
+
+    rows = [
+        row(0, "0.0", "1", "1"),
+        row(1, "0.0", "1", "2"),
+        row(2, "0.3", "0", "2"),
+        row(3, "0.0", "0", "0"),
+    ]
+    assert [r["index"] for r in most_suspicious(rows, 4)] == ["1", "0", "3", "2"]
+
+
 def test_cli_folder_with_test_split_and_clean_labels(tmp_path, capsys):
     written = make_folder(tmp_path / "f", per_class=6)
     make_folder(tmp_path / "t", per_class=2, seed=7)
     rows = ["file,label"] + [
         f"{rel},{'dog' if i == 0 else rel.split('/')[0]}" for i, rel in enumerate(sorted(written))
     ]
-    (tmp_path / "clean.csv").write_text("\n".join(rows) + "\n")
+    # saved by a spreadsheet: a byte-order mark before the header
+    (tmp_path / "clean.csv").write_text("\n".join(rows) + "\n", encoding="utf-8-sig")
+    assert main(["run", "ce", "--folder", str(tmp_path / "f"), "--noise", "none", "--dry-run"]) == 0
+    assert '"noise": "none"' in capsys.readouterr().out  # no --rate needed for no noise
     argv = ["run", "dividemix", "--folder", str(tmp_path / "f"), "--test-folder", str(tmp_path / "t")]
     argv += ["--clean-labels", str(tmp_path / "clean.csv"), "--out", str(tmp_path / "r"), "--quiet"]
     assert main(argv + ["--set", "epochs=2", "--set", "warmup_epochs=1"]) == 0
