@@ -39,6 +39,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
+from .engine import cpu_kind, describe_cpu_kind, same_cpu_kind
 from .errors import LNLError
 from .experiment import RUN_FILES, build_config, run_config
 from .trainers import METHODS
@@ -157,21 +158,13 @@ def make_grid(
 
 def machine() -> dict[str, Any]:
     """Where cells ran: what makes their timings (and, on the CPU, their bits) what they are."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
     import torchvision
 
     from .experiment import _versions
 
     return {
         "platform": platform.platform(),
-        "cpu": cpu,
+        **cpu_kind(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
@@ -435,6 +428,214 @@ def _json_round(obj: Any) -> Any:
     return json.loads(json.dumps(_finite(obj), allow_nan=False))
 
 
+REPLICA_FILE = "replicas.json"
+# What a re-run must reproduce. The last two depend on the noise generator alone, not on the CPU.
+REPRODUCED = (
+    "history", "final_test_acc", "mean_last10_test_acc", "best_test_acc", "actual_noise_rate",
+    "noisy_labels_sha256",
+)  # fmt: skip
+_CPU_FREE = ("actual_noise_rate", "noisy_labels_sha256")
+BAND_LEVEL = 0.99  # the seed band's coverage (seed_band)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One re-run cell of :func:`verify`: what it was compared with, and why it failed.
+
+    ``against`` is ``"store"`` (bit for bit with the cell's ``result.json``: this CPU is of the
+    kind that ran the cell), ``"replica"`` (bit for bit with the re-run recorded on this CPU kind
+    in ``replicas.json``), ``"band"`` (no record of this CPU kind: the CPU-independent entries
+    exactly, the last-epoch and last-10 accuracy within the seed band of :func:`seed_band`) or
+    ``"recorded"`` (in the band, and written to ``replicas.json`` for this CPU kind)."""
+
+    cell: Cell
+    against: str
+    problem: str | None
+    detail: str = ""
+
+
+def load_replicas(out: str | Path) -> dict[str, Any]:
+    """``replicas.json`` of a grid: re-runs of its cells on other CPU kinds than the one that
+    ran them (:func:`verify` with ``record_replica``), one entry per CPU kind."""
+    path = Path(out) / REPLICA_FILE
+    if not path.is_file():
+        return {"format": 1, "replicas": []}
+    try:
+        record = json.loads(path.read_text())
+        if not isinstance(record.get("replicas"), list):
+            raise ValueError("no list of replicas")
+        return record
+    except (OSError, ValueError) as exc:
+        raise LNLError(f"cannot read {path}: {exc}") from None
+
+
+def seed_band(
+    out: str | Path, cell: Cell, key: str = "final_test_acc", value: float | None = None
+) -> float | None:
+    """How far a re-run of ``cell`` on a CPU kind with nothing on record may land from the stored
+    value of ``key``: a two-sided ``BAND_LEVEL`` prediction interval for the difference of two
+    runs that differ as two seeds do, ``t(df) * sqrt(2) * sd``. ``sd`` is the sample standard
+    deviation of ``key`` over the grid's finished seeds of the cell's method and noise setting,
+    with ``value`` (the re-run's) in place of the cell's own, so that the number under test
+    cannot widen its own band; ``t`` is Student's quantile with ``seeds - 1`` degrees of freedom.
+
+    Another CPU kind moves a run about as much as another seed does (the replica of this
+    project's store on an AVX2 AMD EPYC is 0.3 to 10 points from the AVX-512 Intel Xeon that
+    made it), and three seeds estimate a spread poorly, so the band is wide (about 14 standard
+    deviations with three seeds): it catches a broken method or a number edited by many points,
+    nothing finer. ``None`` with fewer than two seeds."""
+    from scipy import stats
+
+    results = load_results(out)
+    values = [
+        value if (c == cell and value is not None) else r[key]
+        for c, r in results.items() if c.method == cell.method and c.setting == cell.setting
+    ]  # fmt: skip
+    if len(values) < 2:
+        return None
+    t = float(stats.t.ppf(0.5 + BAND_LEVEL / 2, len(values) - 1))
+    return t * math.sqrt(2.0) * _mean_sd(values)[1]
+
+
+def verify(
+    out: str | Path,
+    cells: Sequence[Cell] | None = None,
+    *,
+    record_replica: bool = False,
+    data_root=None,
+    log: Callable[[str], None] = print,
+) -> list[Check]:
+    """Re-run ``cells`` of the grid in ``out`` (default :func:`sample_cells`) on the CPU with the
+    thread count of the session that ran each, in memory, and compare them with what was
+    recorded. The config must come out of the code and the grid unchanged. Then, by what this
+    CPU's kind (:func:`~lnl_core.engine.cpu_kind`) has on record:
+
+    * the kind that ran the cell: every entry of ``REPRODUCED`` identical to ``result.json``;
+    * a replica of this kind in ``replicas.json``: every entry identical to the replica;
+    * neither: the CPU-independent entries identical, the last-epoch and last-10 accuracy
+      within :func:`seed_band` of ``result.json``. With ``record_replica`` a cell that passes
+      this is written to the replica of this kind, and later runs compare with it bit for bit.
+
+    Returns one :class:`Check` per cell; a cell with a ``problem`` failed."""
+    out = Path(out)
+    grid, record = load_grid(out)
+    cells = list(cells) if cells is not None else sample_cells(grid)
+    machine_of = {
+        path: s["machine"] for s in record.get("sessions", []) for path in s.get("cells_run", [])
+    }  # fmt: skip
+    here = cpu_kind()
+    replicas = load_replicas(out)
+    mine = next((r for r in replicas["replicas"] if same_cpu_kind(r["machine"], here)), None)
+    known = set(grid.cells())
+    for cell in cells:
+        if cell not in known:
+            raise LNLError(f"{cell.path} is not a cell of the grid in {out}")
+    if record_replica and all(same_cpu_kind(machine_of.get(str(c.path), here), here) for c in cells):
+        raise LNLError(
+            f"this CPU ({describe_cpu_kind(here)}) is of the kind that ran these cells: lnl verify "
+            "compares with their result.json bit for bit, there is nothing to replicate"
+        )
+    before = torch.get_num_threads()
+    checks: list[Check] = []
+    try:
+        for cell in cells:
+            stored = _read_result(out, cell)
+            if stored.get("device") != "cpu":
+                checks.append(
+                    Check(cell, "store", f"it ran on {stored.get('device')}; re-runs are bit-identical on the CPU only")
+                )  # fmt: skip
+                continue
+            ran_on = machine_of.get(str(cell.path), here)  # a cell without a session: as before, this kind
+            if same_cpu_kind(ran_on, here):
+                against, reference = "store", stored
+            elif mine is not None and str(cell.path) in mine["cells"]:
+                against, reference = "replica", mine["cells"][str(cell.path)]
+            else:
+                against, reference = ("recorded" if record_replica else "band"), stored
+            cfg = grid.config(cell)
+            threads = ran_on.get("torch_threads", before)
+            torch.set_num_threads(threads)
+            t = time.perf_counter()
+            if _json_round(cfg.to_dict()) != stored["config"]:
+                checks.append(Check(cell, against, "its config no longer comes out of the code and the grid"))
+                log(f"{cell.path}: config differs")
+                continue
+            res = run_config(cfg, device="cpu", quiet=True, data_root=data_root)
+            new = _json_round(res.summary)
+            if against in ("store", "replica"):
+                check = _exact(cell, against, new, reference, ran_on, stored)
+            else:
+                check = _in_band(out, cell, against, new, stored, ran_on, here)
+                if check.problem is None and against == "recorded":
+                    mine = _record(out, replicas, mine, here, cell, new)
+            checks.append(check)
+            log(
+                f"{cell.path}: {check.problem or check.detail} ({time.perf_counter() - t:.0f} s, {threads} threads)"
+            )
+    finally:
+        torch.set_num_threads(before)
+    return checks
+
+
+def _exact(cell, against, new, reference, ran_on, stored) -> Check:
+    bad = [k for k in REPRODUCED if new[k] != reference.get(k)]
+    where = "its result.json" if against == "store" else "the replica of this CPU kind"
+    if bad:
+        epochs = [i + 1 for i, (a, b) in enumerate(zip(new["history"], reference["history"])) if a != b]
+        since = f" (history differs from epoch {epochs[0]})" if epochs else ""
+        return Check(cell, against, f"{', '.join(bad)} differ from {where}{since}")
+    detail = f"identical to {where}"
+    if against == "replica":
+        detail += (
+            f"; last epoch {new['final_test_acc']:.2f} here, {stored['final_test_acc']:.2f} in result.json "
+            f"({describe_cpu_kind(ran_on)})"
+        )
+    return Check(cell, against, None, detail)
+
+
+def _in_band(out, cell, against, new, stored, ran_on, here) -> Check:
+    bad = [k for k in _CPU_FREE if new[k] != stored.get(k)]
+    if len(new["history"]) != len(stored["history"]):
+        bad.append("number of epochs")
+    if bad:
+        return Check(
+            cell, against, f"{', '.join(bad)} differ from its result.json (on any CPU they must not)"
+        )
+    parts, problems = [], []
+    for key, name in (("final_test_acc", "last epoch"), ("mean_last10_test_acc", "mean of the last 10")):
+        band = seed_band(out, cell, key, new[key])
+        if band is None:
+            return Check(
+                cell, against,
+                f"ran on {describe_cpu_kind(ran_on)}, this CPU is {describe_cpu_kind(here)}, no replica of this "
+                "kind is recorded, and the grid has too few seeds for a band",
+            )  # fmt: skip
+        delta = new[key] - stored[key]
+        parts.append(f"{name} {new[key]:.2f} vs {stored[key]:.2f} ({delta:+.2f}, band ±{band:.2f})")
+        if abs(delta) > band:
+            problems.append(
+                f"{name} {new[key]:.2f} is {abs(delta):.2f} from {stored[key]:.2f}, outside ±{band:.2f}"
+            )
+    kind = f"another CPU kind ({describe_cpu_kind(ran_on)} ran it), compared in the seed band"
+    if problems:
+        return Check(cell, against, f"{kind}: {'; '.join(problems)}")
+    return Check(cell, against, None, f"{kind}: {', '.join(parts)}")
+
+
+def _record(out: Path, replicas: dict, mine: dict | None, here: dict, cell: Cell, new: dict) -> dict:
+    """Add ``cell``'s re-run to the replica of this CPU kind (written at once)."""
+    if mine is None:
+        mine = {
+            "machine": machine(),
+            "recorded": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "cells": {},
+        }
+        replicas["replicas"].append(mine)
+    mine["cells"][str(cell.path)] = {k: new[k] for k in REPRODUCED}
+    _write_json(out / REPLICA_FILE, replicas)
+    return mine
+
+
 def verify_cells(
     out: str | Path,
     cells: Sequence[Cell] | None = None,
@@ -442,48 +643,6 @@ def verify_cells(
     data_root=None,
     log: Callable[[str], None] = print,
 ) -> list[tuple[Cell, str]]:
-    """Re-run ``cells`` of the grid in ``out`` (default :func:`sample_cells`) on the CPU with the
-    thread count of the session that ran each, in memory, and compare with the stored
-    ``result.json``: the config, every value of every epoch's history and the headline numbers
-    must be identical. Returns ``(cell, problem)`` pairs; an empty list means all reproduced."""
-    out = Path(out)
-    grid, record = load_grid(out)
-    cells = list(cells) if cells is not None else sample_cells(grid)
-    threads_of = {
-        path: s["machine"]["torch_threads"] for s in record.get("sessions", []) for path in s.get("cells_run", [])
-    }  # fmt: skip
-    before = torch.get_num_threads()
-    problems, known = [], set(grid.cells())
-    try:
-        for cell in cells:
-            if cell not in known:
-                raise LNLError(f"{cell.path} is not a cell of the grid in {out}")
-            stored = _read_result(out, cell)
-            if stored.get("device") != "cpu":
-                problems.append(
-                    (cell, f"it ran on {stored.get('device')}; re-runs are bit-identical on the CPU only")
-                )
-                continue
-            cfg = grid.config(cell)
-            threads = threads_of.get(str(cell.path), before)
-            torch.set_num_threads(threads)
-            t = time.perf_counter()
-            if _json_round(cfg.to_dict()) != stored["config"]:
-                problems.append((cell, "its config no longer comes out of the code and the grid"))
-                log(f"{cell.path}: config differs")
-                continue
-            res = run_config(cfg, device="cpu", quiet=True, data_root=data_root)
-            new = _json_round(res.summary)
-            bad = [
-                k for k in ("history", "final_test_acc", "mean_last10_test_acc", "best_test_acc",
-                            "actual_noise_rate", "noisy_labels_sha256") if new[k] != stored.get(k)
-            ]  # fmt: skip
-            if bad:
-                epochs = [i + 1 for i, (a, b) in enumerate(zip(new["history"], stored["history"])) if a != b]
-                where = f" (history differs from epoch {epochs[0]})" if epochs else ""
-                problems.append((cell, f"{', '.join(bad)} differ{where}"))
-            log(f"{cell.path}: {'DIFFERS in ' + ', '.join(bad) if bad else 'identical'} "
-                f"({time.perf_counter() - t:.0f} s, {threads} threads)")  # fmt: skip
-    finally:
-        torch.set_num_threads(before)
-    return problems
+    """:func:`verify`, as ``(cell, problem)`` pairs of the cells that failed; an empty list
+    means every cell reproduced."""
+    return [(c.cell, c.problem) for c in verify(out, cells, data_root=data_root, log=log) if c.problem]

@@ -92,10 +92,17 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    v = sub.add_parser("verify", help="re-run cells of a grid on the CPU and require bit-identical histories")
+    v = sub.add_parser(
+        "verify", help="re-run cells of a grid on the CPU: bit-identical histories on a CPU kind on record"
+    )
     v.add_argument("out", help="grid directory")
     v.add_argument("--all", action="store_true", help="every finished cell (default: one cell per method)")
     v.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
+    v.add_argument(
+        "--record-replica", action="store_true",
+        help="on a CPU kind other than the grid's, record the re-runs that pass the seed band in "
+        "replicas.json, so that later runs on this kind compare bit for bit",
+    )  # fmt: skip
 
     s = sub.add_parser(
         "suspicious", help="the samples a finished run trusts least (lowest clean probability)"
@@ -297,14 +304,29 @@ def cmd_bench(args: argparse.Namespace) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import bench
 
-    grid, _ = bench.load_grid(args.out)
+    bench.load_grid(args.out)
     cells = list(bench.load_results(args.out)) if args.all else None
-    problems = bench.verify_cells(args.out, cells, data_root=args.data_root)
-    for cell, problem in problems:
-        print(f"lnl verify: {cell.path}: {problem}", file=sys.stderr)
-    n = len(cells) if cells is not None else len(bench.sample_cells(grid))
-    print(f"{n - len(problems)} of {n} cells reproduced bit for bit")
-    return 1 if problems else 0
+    checks = bench.verify(args.out, cells, record_replica=args.record_replica, data_root=args.data_root)
+    for c in checks:
+        if c.problem:
+            print(f"lnl verify: {c.cell.path}: {c.problem}", file=sys.stderr)
+    ok = [c for c in checks if not c.problem]
+    exact = sum(c.against in ("store", "replica") for c in ok)
+    line = f"{exact} of {len(checks)} cells reproduced bit for bit"
+    replica = sum(c.against == "replica" for c in ok)
+    if replica:
+        line += f" ({replica} against the replica recorded on this CPU kind)"
+    recorded = sum(c.against == "recorded" for c in ok)
+    if recorded:
+        line += f"; {recorded} recorded as this CPU kind's replica in {bench.REPLICA_FILE}"
+    band = sum(c.against == "band" for c in ok)
+    if band:
+        line += (
+            f"; {band} only within the seed band: nothing of this CPU kind is on record, so bit-identity "
+            "was not checked (lnl verify DIR --record-replica records it)"
+        )
+    print(line)
+    return 1 if len(ok) < len(checks) else 0
 
 
 def cmd_suspicious(args: argparse.Namespace) -> None:

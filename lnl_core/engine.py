@@ -73,6 +73,42 @@ def uses_truth(key: str) -> bool:
 # --------------------------------------------------------------------------- basics
 
 
+def cpu_kind() -> dict[str, str]:
+    """What decides the bits of a CPU run besides its config and the torch thread count: the
+    processor model (``/proc/cpuinfo``) and the vector instruction set that torch's kernels
+    dispatch to (``AVX512``, ``AVX2``, ...). Two machines of one kind give bit-identical
+    histories; machines of two kinds differ from the first epoch on (an AVX-512 Intel Xeon and
+    an AVX2 AMD EPYC end DivideMix's two reduced runs of ``tests/golden`` 3.15 and 2.25 points
+    apart), because their kernels round differently and training amplifies the difference."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
+def same_cpu_kind(recorded: dict[str, Any], here: dict[str, str] | None = None) -> bool:
+    """Whether ``recorded`` (a machine record with ``cpu`` and, in newer records,
+    ``cpu_capability``) is of the kind of ``here`` (default: this machine's :func:`cpu_kind`).
+    A record without the instruction set matches on the processor model alone."""
+    here = here or cpu_kind()
+    if recorded.get("cpu") != here["cpu"]:
+        return False
+    capability = recorded.get("cpu_capability")
+    return capability is None or capability == here["cpu_capability"]
+
+
+def describe_cpu_kind(machine: dict[str, Any]) -> str:
+    capability = machine.get("cpu_capability")
+    return f"{machine.get('cpu')} ({capability})" if capability else f"{machine.get('cpu')}"
+
+
 def seed_everything(seed: int) -> None:
     """Seed python, numpy and torch (all devices)."""
     random.seed(seed)

@@ -121,6 +121,59 @@ def test_verify_reproduces_the_grid_and_catches_a_changed_number(straight, tmp_p
     assert cli(["verify", str(out)]) == 1
 
 
+def test_on_another_cpu_kind_verify_uses_the_seed_band_then_the_replica_it_records(
+    straight, tmp_path, monkeypatch, capsys
+):
+    """Bits depend on the CPU kind: with no record of this kind, a re-run is held to the seed
+    band (and a number edited outside it fails); --record-replica stores the re-runs, and later
+    runs on that kind compare with them bit for bit."""
+    import shutil
+
+    out = tmp_path / "g"
+    shutil.copytree(straight, out)
+    with pytest.raises(LNLError, match="of the kind that ran these cells.*nothing to replicate"):
+        bench.verify(out, record_replica=True, log=lambda s: None)  # this CPU ran the grid
+    monkeypatch.setattr(bench, "cpu_kind", lambda: {"cpu": "Imaginary CPU 9000", "cpu_capability": "AVX2"})
+    ce0 = bench.Cell("ce", "symmetric", 0.5, 0)
+    finals = [json.loads((out / f"ce/symmetric-0.50/seed{s}/result.json").read_text())["final_test_acc"] for s in (0, 1)]  # fmt: skip
+    band = bench.seed_band(out, ce0)
+    assert band == pytest.approx(
+        63.6567 * math.sqrt(2) * statistics.stdev(finals), rel=1e-5
+    )  # t(0.995, 1 df)
+    checks = bench.verify(out, log=lambda s: None)
+    assert [(c.against, c.problem) for c in checks] == [("band", None), ("band", None)]
+    assert f"band ±{band:.2f}" in checks[0].detail
+    assert cli(["verify", str(out)]) == 0
+    assert "0 of 2 cells reproduced bit for bit; 2 only within the seed band" in capsys.readouterr().out
+    path = out / ce0.path / "result.json"
+    original = path.read_text()
+    r = json.loads(original)
+    r["final_test_acc"] += band + 1.0  # a hand-edited headline, outside the band
+    path.write_text(json.dumps(r))
+    (check, other) = bench.verify(out, record_replica=True, log=lambda s: None)
+    assert "outside ±" in check.problem and other.against == "recorded" and other.problem is None
+    replica = json.loads((out / bench.REPLICA_FILE).read_text())["replicas"]
+    assert [list(x["cells"]) for x in replica] == [["gce+q=0.5/symmetric-0.50/seed1"]]  # not the failed one
+    assert replica[0]["machine"]["cpu"] == "Imaginary CPU 9000"
+    path.write_text(original)
+    checks = bench.verify(out, record_replica=True, log=lambda s: None)  # the missing cell is added
+    assert [c.against for c in checks] == ["recorded", "replica"] and not any(c.problem for c in checks)
+    assert [c.against for c in bench.verify(out, log=lambda s: None)] == ["replica", "replica"]
+    assert cli(["verify", str(out)]) == 0
+    assert "2 of 2 cells reproduced bit for bit (2 against the replica" in capsys.readouterr().out
+    record = json.loads((out / bench.REPLICA_FILE).read_text())
+    record["replicas"][0]["cells"][str(ce0.path)]["history"][1]["test_acc"] += 0.01
+    (out / bench.REPLICA_FILE).write_text(json.dumps(record))
+    (problem,) = bench.verify_cells(out, log=lambda s: None)
+    assert problem[1] == "history differ from the replica of this CPU kind (history differs from epoch 2)"
+    r = json.loads(original)
+    r["noisy_labels_sha256"] = "0" * 64  # the same on every CPU: always exact
+    path.write_text(json.dumps(r))
+    monkeypatch.setattr(bench, "cpu_kind", lambda: {"cpu": "Another CPU", "cpu_capability": "AVX512"})
+    (problem,) = bench.verify_cells(out, log=lambda s: None)
+    assert problem[1].startswith("noisy_labels_sha256 differ from its result.json (on any CPU")
+
+
 def test_bad_grids_fail_before_anything_is_written(straight, tmp_path, capsys):
     before = (straight / "bench.json").read_text()
     with pytest.raises(LNLError, match="holds another grid"):
