@@ -1,7 +1,8 @@
 """Benchmark grids: every (method, noise setting, seed) cell of one profile in one directory.
 
 ``lnl bench`` runs a grid, ``lnl bench --table`` summarises one, ``lnl verify`` re-runs cells
-of one and requires the same histories, bit for bit. The Benchmark chapter reads the grid that
+of one and requires the same histories, bit for bit, on a kind of CPU that has a record of them
+(:func:`verify`). The Benchmark chapter reads the grid that
 is committed under ``benchmarks/results/``.
 
 Layout of a grid directory::
@@ -10,6 +11,7 @@ Layout of a grid directory::
                                      (machine, torch threads, versions, cells run, seconds)
     <method>/<noise>-<rate>/seed<k>/ one run directory per cell: config.json and result.json
                                      (checkpoint.pt and noisy_labels.npz only with keep_run_files)
+    replicas.json                    re-runs of cells on other kinds of CPU (lnl verify --record-replica)
 
 A method in a grid is a registered name (``dividemix``) or a variant with its own settings,
 ``NAME+KEY=VALUE[+KEY=VALUE...]`` (``ce+augment=weak``: CE on crop + flip views). Every cell
@@ -19,7 +21,8 @@ with the same (noise, rate, seed) trains on the same noisy labels, whatever its 
 
 A grid is resumable: a cell with a ``result.json`` is finished and is not run again; a cell with
 a checkpoint continues from it; the others start. On the CPU a cell's history depends only on
-its config and the torch thread count, which ``bench.json`` records and ``lnl verify`` restores.
+its config, the torch thread count and the kind of CPU, which ``bench.json`` records (``lnl
+verify`` restores the count).
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ start=$(date +%s)
 export PATH="$PWD/.venv/bin:$PATH"  # the notebooks' kernel is the venv's python
 echo "== unit tests"
 python -m pytest -q -p no:cacheprovider -m "not book" tests
-echo "== benchmark store: one cell per method re-run, histories bit-identical (lnl verify)"
+echo "== benchmark store: one cell per method re-run, histories bit-identical on a CPU kind on record (lnl verify)"
 t=$(date +%s)
 python -m lnl_core verify benchmarks/results/reduced
 python -m lnl_core verify benchmarks/results/reduced-clean
