@@ -18,9 +18,19 @@ echo "== notebooks under nbval (reduced profile): the student editions, stubs un
 # student/ holds each chapter with its solutions removed; its code cells are the chapter's, cell for
 # cell (tests/test_student_edition.py), so executing the student editions executes every chapter's code
 python scripts/student_edition.py --check
+# one pytest per notebook, so that each one's time can be read against its 5-minute budget
 t=$(date +%s)
-LNL_PROFILE=reduced python -m pytest -q -p no:cacheprovider --nbval-lax student book/own-data.ipynb
+failed=()
+for nb in student/*.ipynb book/own-data.ipynb; do
+  t_nb=$(date +%s)
+  LNL_PROFILE=reduced python -m pytest -q -p no:cacheprovider --nbval-lax "$nb" || failed+=("$nb")
+  echo "$nb took $(( $(date +%s) - t_nb )) s (budget 300 s)"
+done
 echo "notebooks took $(( $(date +%s) - t )) s"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "notebooks that failed: ${failed[*]}"
+  exit 1
+fi
 echo "== book build and browser check"
 bash scripts/build_book.sh
 python -m pytest -q -p no:cacheprovider -m book tests/book
