@@ -483,7 +483,7 @@ def seed_band(
     cannot widen its own band; ``t`` is Student's quantile with ``seeds - 1`` degrees of freedom.
 
     Another CPU kind moves a run about as much as another seed does (the replica of this
-    project's store on an AVX2 AMD EPYC is 0.3 to 10 points from the AVX-512 Intel Xeon that
+    project's store on an AVX2 AMD EPYC is 0.3 to 10 points from the Intel Xeon that
     made it), and three seeds estimate a spread poorly, so the band is wide (about 14 standard
     deviations with three seeds): it catches a broken method or a number edited by many points,
     nothing finer. ``None`` with fewer than two seeds."""

@@ -77,7 +77,7 @@ def cpu_kind() -> dict[str, str]:
     """What decides the bits of a CPU run besides its config and the torch thread count: the
     processor model (``/proc/cpuinfo``) and the vector instruction set that torch's kernels
     dispatch to (``AVX512``, ``AVX2``, ...). Two machines of one kind give bit-identical
-    histories; machines of two kinds differ from the first epoch on (an AVX-512 Intel Xeon and
+    histories; machines of two kinds differ from the first epoch on (an Intel Xeon and
     an AVX2 AMD EPYC end DivideMix's two reduced runs of ``tests/golden`` 3.15 and 2.25 points
     apart), because their kernels round differently and training amplifies the difference."""
     import platform
