@@ -271,15 +271,28 @@ def run_grid(
             )
     elif out.is_dir() and any(out.iterdir()):
         raise LNLError(f"{out} exists and is not a benchmark grid; choose a new directory")
-    if threads is not None:
-        if threads < 1:
-            raise LNLError(f"threads must be at least 1, got {threads}")
-        torch.set_num_threads(threads)
+    if threads is not None and threads < 1:
+        raise LNLError(f"threads must be at least 1, got {threads}")
     cells = grid.cells()
     configs = {c: grid.config(c) for c in cells}
     states = {c: _cell_state(out, c, configs[c]) for c in cells}  # raises before anything is written
-    todo = [c for c in cells if states[c] != "done"]
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _run_cells(
+            grid, out, old, cells, configs, states, device=device, keep_run_files=keep_run_files,
+            quiet=quiet, data_root=data_root, download=download, log=log,
+        )  # fmt: skip
+    finally:
+        torch.set_num_threads(before)  # the caller's count, whatever the grid used
 
+
+def _run_cells(
+    grid, out, old, cells, configs, states, *, device, keep_run_files, quiet, data_root, download, log
+):
+    """The part of :func:`run_grid` that writes: the session record, then every unfinished cell."""
+    todo = [c for c in cells if states[c] != "done"]
     session = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
@@ -298,22 +311,24 @@ def run_grid(
 
     bar = tqdm(todo, desc="cells", unit="cell", disable=quiet or not todo)
     t0 = time.perf_counter()
-    for cell in bar:
-        bar.set_postfix_str(str(cell.path))
-        d = out / cell.path
-        state = states[cell]
-        run_config(
-            configs[cell], out=d, device=device, resume=state == "resume", overwrite=state == "restart",
-            quiet=True, data_root=data_root, download=download,
-        )  # fmt: skip
-        if not keep_run_files:
-            for name in RUN_FILES:
-                if name not in _KEPT:
-                    (d / name).unlink(missing_ok=True)
-        session["cells_run"].append(str(cell.path))
-        session["seconds"] = round(time.perf_counter() - t0, 1)
-        _write_json(out / GRID_FILE, record)
-    bar.close()
+    try:
+        for cell in bar:
+            bar.set_postfix_str(str(cell.path))
+            d = out / cell.path
+            state = states[cell]
+            run_config(
+                configs[cell], out=d, device=device, resume=state == "resume", overwrite=state == "restart",
+                quiet=True, data_root=data_root, download=download,
+            )  # fmt: skip
+            if not keep_run_files:
+                for name in RUN_FILES:
+                    if name not in _KEPT:
+                        (d / name).unlink(missing_ok=True)
+            session["cells_run"].append(str(cell.path))
+            session["seconds"] = round(time.perf_counter() - t0, 1)
+            _write_json(out / GRID_FILE, record)
+    finally:
+        bar.close()
     return summary_rows(out)
 
 

@@ -28,6 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
+# the CIFAR-100 superclass table is a fact about the data (data.py); noise re-exports it, and data
+# never imports noise
+from .data import CIFAR100_FINE, CIFAR100_SUPERCLASSES, cifar100_coarse_of_fine, data_root  # noqa: F401
 from .errors import LNLError
 
 # --------------------------------------------------------------------------- mappings
@@ -40,50 +43,6 @@ _CIFAR10_MAP = {9: 1, 2: 0, 4: 7, 3: 5, 5: 3}
 # look alike and footwear that looks alike. T-shirt/top<->Shirt, Pullover->Coat,
 # Sandal->Sneaker, Ankle boot->Sandal.
 _FASHION_MNIST_MAP = {0: 6, 6: 0, 2: 4, 5: 7, 9: 5}
-
-# CIFAR-100 fine labels (alphabetical, as in the data set's meta file) by superclass.
-CIFAR100_FINE = (
-    "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
-    "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach "
-    "couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster "
-    "house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree "
-    "motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear "
-    "pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road "
-    "rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel "
-    "streetcar sunflower sweet_pepper table tank telephone television tiger tractor train "
-    "trout tulip turtle wardrobe whale willow_tree wolf woman worm"
-).split()
-CIFAR100_SUPERCLASSES = {
-    "aquatic_mammals": "beaver dolphin otter seal whale",
-    "fish": "aquarium_fish flatfish ray shark trout",
-    "flowers": "orchid poppy rose sunflower tulip",
-    "food_containers": "bottle bowl can cup plate",
-    "fruit_and_vegetables": "apple mushroom orange pear sweet_pepper",
-    "household_electrical_devices": "clock keyboard lamp telephone television",
-    "household_furniture": "bed chair couch table wardrobe",
-    "insects": "bee beetle butterfly caterpillar cockroach",
-    "large_carnivores": "bear leopard lion tiger wolf",
-    "large_man-made_outdoor_things": "bridge castle house road skyscraper",
-    "large_natural_outdoor_scenes": "cloud forest mountain plain sea",
-    "large_omnivores_and_herbivores": "camel cattle chimpanzee elephant kangaroo",
-    "medium_mammals": "fox porcupine possum raccoon skunk",
-    "non-insect_invertebrates": "crab lobster snail spider worm",
-    "people": "baby boy girl man woman",
-    "reptiles": "crocodile dinosaur lizard snake turtle",
-    "small_mammals": "hamster mouse rabbit shrew squirrel",
-    "trees": "maple_tree oak_tree palm_tree pine_tree willow_tree",
-    "vehicles_1": "bicycle bus motorcycle pickup_truck train",
-    "vehicles_2": "lawn_mower rocket streetcar tank tractor",
-}
-
-
-def cifar100_coarse_of_fine() -> np.ndarray:
-    """(100,) superclass index of every fine class (superclasses in alphabetical order)."""
-    coarse = np.full(100, -1, dtype=np.int64)
-    for c, members in enumerate(CIFAR100_SUPERCLASSES.values()):
-        for name in members.split():
-            coarse[CIFAR100_FINE.index(name)] = c
-    return coarse
 
 
 def _cifar100_superclass_map() -> dict[int, int]:
@@ -365,8 +324,6 @@ def cifar_n(clean_labels, kind: str, *, root: str | os.PathLike | None = None) -
     The file's ``clean_label`` must equal ``clean_labels`` (same order as torchvision).
     """
     import torch
-
-    from .data import data_root
 
     if kind not in CIFAR_N_KINDS:
         raise LNLError(f"unknown CIFAR-N label set {kind!r}; choose one of {', '.join(CIFAR_N_KINDS)}")

@@ -244,3 +244,14 @@ def test_the_instructor_guide_assignments_are_valid_grids():
     assert grids >= len(chapters) - 1  # chapter 8's assignment builds its grid in the chapter's code
     assert guide.count("* **Assignment:**") == len(chapters)
     assert all(f"{{doc}}`../notebooks/{c}`" in guide for c in chapters)
+
+
+def test_run_grid_records_its_thread_count_and_restores_the_callers(tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    grid = _grid(methods=["ce"], seeds=[0], overrides=dict(TINY, epochs="1"))
+    bench.run_grid(grid, tmp_path / "g", threads=1, quiet=True, log=lambda s: None)
+    assert torch.get_num_threads() == before
+    record = json.loads((tmp_path / "g" / "bench.json").read_text())
+    assert record["sessions"][0]["machine"]["torch_threads"] == 1

@@ -99,3 +99,19 @@ def test_device_data_normalises():
     images = torch.full((2, 1, 3, 3), 255, dtype=torch.uint8)
     d = data.DeviceData(images, torch.zeros(2, dtype=torch.long), (0.5,), (0.25,), "cpu")
     assert torch.allclose(d.normalize(d.images), torch.full((2, 1, 3, 3), 2.0))
+
+
+def test_data_does_not_import_noise_and_both_import_orders_work():
+    """The CIFAR-100 superclass table lives in data; noise imports it from there, never the reverse."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tree = ast.parse(Path(data.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert "noise" not in imported and "lnl_core.noise" not in imported
+    for first, second in (("noise", "data"), ("data", "noise")):
+        code = f"import lnl_core.{first}, lnl_core.{second}; print(lnl_core.noise.cifar100_coarse_of_fine()[:3])"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
