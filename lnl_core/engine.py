@@ -53,7 +53,7 @@ TRUTH_METRICS = frozenset(
     "selection_auc precision recall f1 neg_precision fit_mislabelled recover_mislabelled "
     "train_acc_clean_part ar_weight_clean ar_weight_mislabelled true_label_in_complementary eps_clean "
     "eps_mislabelled refurbish_acc refurbish_acc_mislabelled transition_error transition_c_error "
-    "confident_acc proto_acc".split()
+    "confident_acc proto_acc proto_label_acc".split()
 )
 _TRUTH_SUFFIXES = ("_net1", "_net2", "_1d", "_2d")
 _TRUTH_PREFIXES = ("gmm_other_", "gmm_", "cpc_")
