@@ -112,6 +112,8 @@ def test_data_does_not_import_noise_and_both_import_orders_work():
     imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert "noise" not in imported and "lnl_core.noise" not in imported
     for first, second in (("noise", "data"), ("data", "noise")):
-        code = f"import lnl_core.{first}, lnl_core.{second}; print(lnl_core.noise.cifar100_coarse_of_fine()[:3])"
+        code = (
+            f"import lnl_core.{first}, lnl_core.{second}; print(lnl_core.noise.cifar100_coarse_of_fine()[:3])"
+        )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr

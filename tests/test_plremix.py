@@ -291,6 +291,22 @@ def test_eq3_branches():
     assert torch.equal(printed, never_keep)
 
 
+def test_eq3_fallback_to_the_classifiers_argmax():
+    """The authors' first public code: relabel to argmax delta above 0.8, else take the
+    classifier's argmax; nothing is unknown, and a given label enters only where the
+    classifier or delta picks it."""
+    t = torch.tensor([[0.9, 0.05, 0.05], [0.5, 0.4, 0.1], [0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    s = torch.tensor([[0.9, 0.05, 0.05], [0.3, 0.6, 0.1], [0.2, 0.3, 0.5], [0.1, 0.8, 0.1]])
+    given = torch.tensor([1, 1, 0, 0])
+    out = estimate_labels(
+        t, s, given, alpha=0.5, correct_threshold=0.8, keep_threshold=1 / 3, fallback="pred"
+    )
+    # delta rows: [.9,.05,.05] -> 0 (above 0.8); the others fall back to argmax t: 0, 2, 2
+    assert out.tolist() == [0, 0, 2, 2]
+    with pytest.raises(ValueError, match="fallback"):
+        estimate_labels(t, s, given, alpha=0.5, correct_threshold=0.8, keep_threshold=0.1, fallback="x")
+
+
 def test_eq4_update_by_hand():
     protos = torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
     emb = torch.tensor([[0.0, 2.0], [0.0, 1.0], [3.0, 4.0], [1.0, 0.0]])
@@ -399,8 +415,15 @@ def test_full_profile_is_the_paper_protocol(dataset, kind, rate, expect):
     assert (hp.kappa, hp.kappa_milestones, hp.tau, hp.warmup_tau, hp.lambda_c) == (3, (40, 70), 1.0, 0.1, 1.0)
     assert (hp.proj_dim, hp.proto_tau, hp.proto_momentum, hp.delta_alpha) == (128, 0.1, 0.99, 0.5)
     assert (hp.T, hp.alpha, hp.selection, hp.correct_threshold) == (0.5, 4.0, "2d", 0.8)
+    assert hp.label_fallback == "pred"  # Eq. (3) as the authors' code computes it
     for key, value in expect.items():
         assert getattr(hp, key) == value, key
+
+
+def test_class_aware_is_refused_with_the_2d_gmm():
+    with pytest.raises(LNLError, match="class_aware"):
+        build_config("plremix", overrides={"class_aware": "true"})
+    assert build_config("plremix", overrides={"class_aware": "true", "selection": "1d"}).hp.class_aware
 
 
 def test_bad_plremix_settings_get_one_clear_message():

@@ -101,6 +101,9 @@ def prototype_logits(emb: torch.Tensor, prototypes: torch.Tensor, tau_s: float) 
     return emb.float() @ prototypes.float().T / tau_s
 
 
+FALLBACKS = ("pred", "given")
+
+
 def estimate_labels(
     t: torch.Tensor,
     s: torch.Tensor,
@@ -109,12 +112,19 @@ def estimate_labels(
     alpha: float,
     correct_threshold: float,
     keep_threshold: float,
+    fallback: str = "given",
 ) -> torch.Tensor:
     """Eq. (3): with delta = alpha t + (1 - alpha) s, the argmax of delta if its maximum exceeds
-    ``correct_threshold``, else the given label if delta gives it more than ``keep_threshold``,
-    else unknown (-1). t, s (N, K) probabilities, given (N,) -> (N,) long."""
-    delta = alpha * t.float() + (1.0 - alpha) * s.float()
+    ``correct_threshold``; otherwise, with ``fallback="given"``, the given label if delta gives it
+    more than ``keep_threshold``, else unknown (-1); with ``fallback="pred"`` (the authors' first
+    public code) the classifier's argmax of t, so that no sample is unknown.
+    t, s (N, K) probabilities, given (N,) -> (N,) long."""
+    if fallback not in FALLBACKS:
+        raise ValueError(f"fallback must be one of {', '.join(FALLBACKS)}, got {fallback!r}")
+    delta = alpha * t.float() + (1.0 - alpha) * s.float()  # Eq. (3), delta_i
     top, arg = delta.max(1)
+    if fallback == "pred":
+        return torch.where(top > correct_threshold, arg, t.argmax(1))
     own = delta.gather(1, given[:, None]).squeeze(1)
     unknown = torch.full_like(given, -1)
     return torch.where(top > correct_threshold, arg, torch.where(own > keep_threshold, given, unknown))
@@ -166,14 +176,19 @@ class PLReMixHParams(DivideMixHParams):
     proto_momentum: float = hp_field(0.99, "Eq. (4): momentum eta, one update per epoch (Sec. 3.2: 0.99)")
     delta_alpha: float = hp_field(0.5, "Eq. (3): delta = alpha t + (1 - alpha) s (Table 8: 0.5)")
     correct_threshold: float = hp_field(0.8, "Eq. (3): relabel to argmax delta above this (see Deviations)")
+    label_fallback: str = hp_field(
+        "pred",
+        "Eq. (3) below correct_threshold: pred (the classifier's argmax, the authors' code) or given "
+        "(keep the given label above keep_threshold, else unknown)",
+    )
     keep_threshold: float = hp_field(
-        -1.0, "Eq. (3): keep the given label above this; negative = 1/K (Table 8: 1/C, 0.5 asymmetric)"
+        -1.0, "Eq. (3), fallback given: keep the given label above this; negative = 1/K (Table 8: 1/C)"
     )
     selection: str = hp_field("2d", "2d: GMM on (l_cls, l_proto), Eq. (2); 1d: DivideMix's GMM (Table 6)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        for name, allowed in (("crl", CRLS), ("selection", SELECTIONS)):
+        for name, allowed in (("crl", CRLS), ("selection", SELECTIONS), ("label_fallback", FALLBACKS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.crl_augment:
@@ -189,6 +204,11 @@ class PLReMixHParams(DivideMixHParams):
             raise ValueError("proto_momentum must be in [0, 1) and delta_alpha in [0, 1]")
         if self.lambda_c < 0 or self.proj_dim < 0:
             raise ValueError("lambda_c and proj_dim must be non-negative")
+        if self.class_aware and self.selection == "2d":
+            raise ValueError(
+                "class_aware (one GMM per class) applies to the 1-D loss GMM; the 2-D GMM of Eq. (2) is "
+                "fitted on all samples: use selection=1d with class_aware, or class_aware=False"
+            )
         if self.proj_dim == 0 and (self.crl != "none" or self.warmup_crl or self.selection != "1d"):
             raise ValueError(
                 "proj_dim = 0 (no projection head) needs crl=none, warmup_crl=False and selection=1d"
@@ -313,7 +333,7 @@ class PLReMixExtension(Extension):
             s = logits.softmax(1)
             estimated = estimate_labels(
                 passed["probs"], s, labels, alpha=hp.delta_alpha, correct_threshold=hp.correct_threshold,
-                keep_threshold=keep,
+                keep_threshold=keep, fallback=hp.label_fallback,
             )  # fmt: skip
             protos[i] = update_prototypes(protos[i], emb, estimated, hp.proto_momentum)  # Eq. (4)
             known = estimated >= 0
@@ -439,6 +459,9 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     settings = _dividemix_adjust(profile, dataset, noise, rate)
     asym = is_asymmetric(noise)
     keep = 0.5 if asym else -1.0  # Table 8 / App. B: tau (keep) 0.5 under asymmetric noise, else 1/C
+    # Eq. (3) as the authors' first public code computes it (the behaviour behind Table 1): below
+    # the correction threshold a sample takes the classifier's argmax, never its given label
+    settings["label_fallback"] = "pred"
     if profile == "reduced":
         # DivideMix's reduced profile (20 epochs, warm-up 3). kappa falls at epochs 5 and 7 and
         # the prototypes remember about 4 epochs (eta = 0.75): the paper's proportions of a
