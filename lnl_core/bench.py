@@ -587,9 +587,8 @@ def verify(
                 if check.problem is None and against == "recorded":
                     mine = _record(out, replicas, mine, here, cell, new)
             checks.append(check)
-            log(
-                f"{cell.path}: {check.problem or check.detail} ({time.perf_counter() - t:.0f} s, {threads} threads)"
-            )
+            source = "from the run cache" if res.cached else f"{time.perf_counter() - t:.0f} s"
+            log(f"{cell.path}: {check.problem or check.detail} ({source}, {threads} threads)")
     finally:
         torch.set_num_threads(before)
     return checks

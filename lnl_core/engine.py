@@ -365,6 +365,7 @@ class Run:
         resume: bool = False,
         quiet: bool = False,
         stop_after: int | None = None,
+        restore_from: Path | None = None,
     ) -> None:
         self.config = config
         self.train, self.test = train, test
@@ -379,6 +380,7 @@ class Run:
         self.device = device
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = resume
+        self.restore_from = Path(restore_from) if restore_from is not None else None  # a checkpoint elsewhere
         self.quiet = quiet
         self.stop_after = stop_after
         self.history: list[dict[str, Any]] = []
@@ -514,7 +516,7 @@ class Run:
             "optimizers": optimizers,
             "state": state if state is not None else {},
         }
-        start = self._restore() if self.resume else 0
+        start = self._restore() if self.resume or self.restore_from is not None else 0
         self._t0 = time.perf_counter()
         last = self.config.epochs if self.stop_after is None else min(self.config.epochs, self.stop_after)
         if not self.quiet:
@@ -572,8 +574,16 @@ class Run:
         return float(opts[0].param_groups[0]["lr"]) if opts else float("nan")
 
     def _save(self, epochs_done: int) -> None:
+        save_atomic(self._checkpoint(epochs_done), self.run_dir / CHECKPOINT)
+
+    def save_checkpoint(self, path: Path) -> None:
+        """Write the checkpoint of the run as it stands (every epoch so far) to ``path``: what a
+        run directory would hold after the last epoch (the run cache keeps finished runs so)."""
+        save_atomic(self._checkpoint(len(self.history)), Path(path))
+
+    def _checkpoint(self, epochs_done: int) -> dict[str, Any]:
         t = self._tracked
-        ckpt = {
+        return {
             "format": _FORMAT,
             "config": self.config.to_dict(),
             "epoch": epochs_done,
@@ -586,12 +596,12 @@ class Run:
             "elapsed": self.elapsed(),
             "eval_models": self._eval_names,
         }
-        save_atomic(ckpt, self.run_dir / CHECKPOINT)
 
     def _restore(self) -> int:
-        if self.run_dir is None:
+        if self.restore_from is None and self.run_dir is None:
             raise LNLError("resume needs a run directory")
-        ckpt = load_checkpoint(self.run_dir / CHECKPOINT, self.device)
+        path = self.restore_from if self.restore_from is not None else self.run_dir / CHECKPOINT
+        ckpt = load_checkpoint(path, self.device)
         diff = config_difference(ckpt["config"], self.config.to_dict())
         if diff:
             raise LNLError(f"cannot resume: the config differs from the checkpoint's in {', '.join(diff)}")
@@ -611,7 +621,7 @@ class Run:
                 t["state"][k].copy_(v)  # in place: the trainer holds these tensors
             _set_rng_state(ckpt["rng"], self.gen, self.cpu_gen)
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
-            raise LNLError(f"checkpoint {self.run_dir / CHECKPOINT} does not match this run: {exc}") from None
+            raise LNLError(f"checkpoint {path} does not match this run: {exc}") from None
         self.history = list(ckpt["history"])
         self._elapsed = float(ckpt["elapsed"])
         # the networks the last epoch evaluated, so that a resumed run with no epoch left can

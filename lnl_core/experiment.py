@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import __version__, data
+from . import __version__, cache, data
 from . import noise as noise_mod
 from . import samples as samples_mod
 from .config import PROFILES, RunConfig, make_config
-from .engine import CHECKPOINT, METRICS, Run, choose_device, config_difference, load_checkpoint
+from .engine import CHECKPOINT, METRICS, Run, choose_device, config_difference, load_checkpoint, write_metrics
 from .errors import LNLError
 from .models import check_input_size
 from .noise import NoisyLabels
@@ -69,6 +69,7 @@ class Result:
     samples: dict[str, Any] | None = (
         None  # the per-sample table (lnl_core.samples), None if the method has none
     )
+    cached: bool = False  # restored from the run cache (lnl_core.cache), not trained in this call
 
     @property
     def history(self) -> list[dict[str, Any]]:
@@ -329,9 +330,11 @@ def make_run(
     resume: bool = False,
     quiet: bool = True,
     stop_after: int | None = None,
+    restore_from: Path | None = None,
 ) -> Run:
     """A :class:`Run` with the training split (given labels) and the test split resident on
-    ``device``: what a trainer, or a loop written in a notebook, trains with."""
+    ``device``: what a trainer, or a loop written in a notebook, trains with. ``restore_from``:
+    a checkpoint (not the run directory's) to start from, as a resumed run does."""
     return Run(
         cfg,
         data.DeviceData(train.images, torch.from_numpy(noisy.noisy), train.mean, train.std, device),
@@ -344,6 +347,7 @@ def make_run(
         resume=resume,
         quiet=quiet,
         stop_after=stop_after,
+        restore_from=restore_from,
     )
 
 
@@ -519,6 +523,13 @@ def run_config(
                 raise LNLError(f"cannot resume {out_dir}: it was started on other data (see its {DATA_FILE})")
     else:
         train, test, noisy, rows = _prepare_builtin(cfg, root=data_root, download=download)
+    # the run cache (LNL_RUN_CACHE): a finished run of this exact config, code and thread count
+    cacheable = (
+        cache.cache_dir() is not None and own is None and not resume and stop_after is None
+        and not export_every_epoch
+    )  # fmt: skip
+    key = cache.run_key(cfg, dev) if cacheable else None
+    hit = cache.lookup(key) if key is not None else None
 
     # Everything is checked: from here on the run directory is written.
     if out_dir is not None:
@@ -535,6 +546,10 @@ def run_config(
         elif not np.array_equal(NoisyLabels.load(out_dir / "noisy_labels.npz").noisy, noisy.noisy):
             raise LNLError(f"cannot resume {out_dir}: its noisy labels differ from this config's")
 
+    if hit is not None:
+        print(cache.describe(cfg, key), flush=True)
+        if out_dir is not None:  # the run directory holds the finished run's checkpoint, as after training
+            shutil.copyfile(hit, out_dir / CHECKPOINT)
     run = make_run(
         cfg,
         train,
@@ -543,14 +558,19 @@ def run_config(
         device=dev,
         run_dir=out_dir,
         resume=resume,
-        quiet=quiet,
+        quiet=quiet or hit is not None,
         stop_after=stop_after,
+        restore_from=hit,
     )
     files = None if own is None or own.files is None else [own.files[i] for i in rows]
     truth = noisy.clean if noisy.clean_known else None
     if export_every_epoch:
         run.epoch_hooks.append(lambda r: _export_epoch(r, train.classes, files, truth, rows))
     output = m.train(run, cfg.hp)
+    if key is not None and hit is None and len(output.history) == cfg.epochs:
+        cache.store(key, cfg, run.save_checkpoint)
+    if hit is not None and out_dir is not None:
+        write_metrics(output.history, out_dir / METRICS)
     summary = summarize(cfg, noisy, output.history, wall_time_s=run.elapsed(), device=dev)
     if own is not None:
         summary["data"] = described
@@ -570,7 +590,7 @@ def run_config(
         tmp.replace(out_dir / "result.json")
     elif table is not None:
         summary["samples"] = {**samples_mod.summary(table), "written": False, "files": []}
-    return Result(summary, output, noisy, cfg, table)
+    return Result(summary, output, noisy, cfg, table, cached=hit is not None)
 
 
 def _export_epoch(run: Run, classes, files, truth, rows) -> None:
