@@ -73,6 +73,7 @@ PROFILES: dict[str, Profile] = {
 }
 
 SCHEDULES = ("constant", "multistep", "cosine")
+EVAL_SPLITS = ("test", "val")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")  # meaning: engine.amp_dtype
 CHANNELS_LAST = ("auto", "on", "off")  # meaning: engine.use_channels_last
 
@@ -92,6 +93,9 @@ class RunConfig:
     train_size: int | None = None  # None: the whole training set
     test_size: int | None = None
     subset_seed: int = 0  # the same subset for every noise seed
+    # what test_acc measures: the test split, or "val", a stratified held-out part of the training
+    # split (disjoint from the training subset, correct labels) for choosing settings without the test set
+    eval_split: str = "test"
     model: str = "preact_resnet18"
     augment: str = "weak"
     # optimisation
@@ -204,6 +208,8 @@ def _validate(cfg: RunConfig) -> None:
         value = getattr(cfg, name)
         if value is not None and value < 1:
             raise LNLError(f"{name} must be at least 1 (or None for all), got {value}")
+    if cfg.eval_split not in EVAL_SPLITS:
+        raise LNLError(f"unknown eval_split {cfg.eval_split!r}; choose one of {', '.join(EVAL_SPLITS)}")
     if cfg.precision not in PRECISIONS:
         raise LNLError(f"unknown precision {cfg.precision!r}; choose one of {', '.join(PRECISIONS)}")
     if cfg.channels_last not in CHANNELS_LAST:

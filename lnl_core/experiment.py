@@ -275,6 +275,8 @@ def prepare_own(
 ) -> tuple[data.Dataset, data.Dataset | None, NoisyLabels, np.ndarray]:
     """:func:`prepare_data` for your own data: subsets if asked, the given labels as noisy.
     The fourth value is each training row's index in ``own`` (all of them without a subset)."""
+    if cfg.eval_split != "test":
+        raise LNLError("eval_split 'val' is for the built-in data sets; split your own data into a test folder")
     train, test, clean = own.train, own.test, own.clean
     rows = np.arange(len(train))
     if cfg.train_size is not None and cfg.train_size < len(train):
@@ -304,14 +306,23 @@ def _prepare_builtin(
     cfg: RunConfig, *, root=None, download: bool = False
 ) -> tuple[data.Dataset, data.Dataset, NoisyLabels, np.ndarray]:
     """:func:`prepare_data`, and each training row's index in the full training split."""
-    train = data.load(cfg.dataset, "train", root=root, download=download)
-    test = data.load(cfg.dataset, "test", root=root, download=download)
-    rows = np.arange(len(train))
-    if cfg.train_size is not None and cfg.train_size < len(train):
-        rows = data.stratified_subset(train.labels, cfg.train_size, seed=cfg.subset_seed)
-        train = train.subset(rows)
-    if cfg.test_size is not None and cfg.test_size < len(test):
-        test = test.subset(data.stratified_subset(test.labels, cfg.test_size, seed=cfg.subset_seed))
+    full = data.load(cfg.dataset, "train", root=root, download=download)
+    train, rows = full, np.arange(len(full))
+    if cfg.train_size is not None and cfg.train_size < len(full):
+        rows = data.stratified_subset(full.labels, cfg.train_size, seed=cfg.subset_seed)
+        train = full.subset(rows)
+    if cfg.eval_split == "val":  # held out of the training split: calibration never sees the test set
+        rest = np.setdiff1d(np.arange(len(full)), rows)
+        if rest.size == 0:
+            raise LNLError(
+                "eval_split 'val' needs training images outside the training subset (set train_size)"
+            )
+        size = rest.size if cfg.test_size is None else min(cfg.test_size, rest.size)
+        test = full.subset(rest[data.stratified_subset(full.labels[rest], size, seed=cfg.subset_seed + 1)])
+    else:
+        test = data.load(cfg.dataset, "test", root=root, download=download)
+        if cfg.test_size is not None and cfg.test_size < len(test):
+            test = test.subset(data.stratified_subset(test.labels, cfg.test_size, seed=cfg.subset_seed))
     noisy = noise_mod.make(
         cfg.noise, train.labels.numpy(), cfg.rate, train.num_classes, seed=cfg.seed,
         dataset=cfg.dataset, images=train.images.numpy() if cfg.noise == "instance" else None, root=root,

@@ -117,3 +117,23 @@ def test_data_does_not_import_noise_and_both_import_orders_work():
         )
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
+
+
+def test_the_validation_split_is_held_out_of_the_training_split():
+    from lnl_core import build_config
+    from lnl_core.experiment import _prepare_builtin
+
+    cfg = build_config("ce", overrides={"train_size": 500, "test_size": 200, "eval_split": "val"})
+    train, val, noisy, rows = _prepare_builtin(cfg)
+    full = data.fashion_mnist("train")
+    assert len(val) == 200 and np.bincount(val.labels.numpy()).tolist() == [20] * 10  # stratified
+    # its images are training images outside the subset, with their correct labels
+    train_images = {bytes(x) for x in full.images[torch.as_tensor(rows)].numpy()}
+    assert not any(bytes(x) in train_images for x in val.images.numpy())
+    lookup = {bytes(x): int(y) for x, y in zip(full.images.numpy(), full.labels.numpy())}
+    assert all(lookup[bytes(x)] == int(y) for x, y in zip(val.images.numpy(), val.labels.numpy()))
+    test_cfg = build_config("ce", overrides={"train_size": 500, "test_size": 200})
+    _, test, _, _ = _prepare_builtin(test_cfg)
+    assert not torch.equal(test.images, val.images)
+    with pytest.raises(LNLError, match="eval_split"):
+        build_config("ce", overrides={"eval_split": "train"})
