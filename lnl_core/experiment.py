@@ -276,7 +276,9 @@ def prepare_own(
     """:func:`prepare_data` for your own data: subsets if asked, the given labels as noisy.
     The fourth value is each training row's index in ``own`` (all of them without a subset)."""
     if cfg.eval_split != "test":
-        raise LNLError("eval_split 'val' is for the built-in data sets; split your own data into a test folder")
+        raise LNLError(
+            "eval_split 'val' is for the built-in data sets; split your own data into a test folder"
+        )
     train, test, clean = own.train, own.test, own.clean
     rows = np.arange(len(train))
     if cfg.train_size is not None and cfg.train_size < len(train):

@@ -7,6 +7,8 @@ samples). Values are computed in float32 even under autocast.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -113,6 +115,35 @@ def pe_regularizer(
     points = torch.cat([c.new_zeros(1, c.shape[1]), c])  # (K + 1, D), c_0 = 0 first
     dist = torch.pdist(points)  # (K (K + 1) / 2,) the pairs i < j
     return potential_energy(dist + beta, u=u, v=v, xi=xi).sum()  # Eq. (11)
+
+
+def pe_confidence_ceiling(num_classes: int, sigma: float, *, beta: float = 0.3, u: int = 3, v: int = 2,
+                          xi: float = 2.0) -> float:  # fmt: skip
+    """The largest probability p(k | x) that PEMM's distance head (Eq. (6)-(7), unit-norm
+    features) can give any input when its centres sit at the PE's minimum.
+
+    At the minimum the origin and the K centres form a regular simplex of edge a = r0 - beta
+    (Eq. (15)): |c_k| = a and c_k . c_j = a^2 / 2. The logit gap log p_k - log p_j is
+    2 z . (c_k - c_j) / sigma^2, which a unit feature z maximises for every j at once along
+    c_k - m (m the mean of the other centres), where it equals 2 a sqrt(K / (2 (K - 1))) / sigma^2.
+    So p_max = 1 / (1 + (K - 1) exp(-gap)). For K = 10 and the paper's sigma = 1 that is 0.18:
+    no input can be predicted with more than 18% confidence.
+    """
+    if num_classes < 2 or sigma <= 0:
+        raise ValueError(f"need num_classes >= 2 and sigma > 0, got {num_classes}, {sigma}")
+    a = pe_equilibrium(u, v, xi) - beta
+    gap = 2.0 * a * math.sqrt(num_classes / (2.0 * (num_classes - 1))) / sigma**2
+    return 1.0 / (1.0 + (num_classes - 1) * math.exp(-gap))
+
+
+def pe_sigma_for_confidence(num_classes: int, confidence: float, *, beta: float = 0.3, u: int = 3, v: int = 2,
+                            xi: float = 2.0) -> float:  # fmt: skip
+    """The largest sigma whose :func:`pe_confidence_ceiling` reaches ``confidence`` (in (1/K, 1))."""
+    if not 1.0 / num_classes < confidence < 1.0:
+        raise ValueError(f"confidence must be in (1/K, 1) = ({1.0 / num_classes:g}, 1), got {confidence}")
+    a = pe_equilibrium(u, v, xi) - beta
+    gap = math.log(confidence * (num_classes - 1) / (1.0 - confidence))
+    return math.sqrt(2.0 * a * math.sqrt(num_classes / (2.0 * (num_classes - 1))) / gap)
 
 
 # --------------------------------------------------------------------------- PMNAR (bibliography key pmnar)

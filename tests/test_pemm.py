@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lnl_core import METHODS, build_config, noise, run_experiment
+from lnl_core import METHODS, build_config, losses, noise, run_experiment
 from lnl_core.data import synthetic
 from lnl_core.engine import choose_device
 from lnl_core.errors import LNLError
@@ -295,3 +295,35 @@ def test_every_pair_is_counted_once(k):
     centers = (eye[1:] - eye[0]) * (pe_equilibrium() - 0.3) / math.sqrt(2)
     expected = k * (k + 1) / 2 * (-32 / 27)  # E(0.75) = 1/0.75^3 - 2/0.75^2 = -32/27
     assert pe_regularizer(centers, beta=0.3).item() == pytest.approx(expected, rel=1e-12)
+
+
+def test_the_confidence_ceiling_of_the_distance_head_at_the_pe_minimum():
+    """The closed form against a direct maximisation over unit features, with the centres and the
+    origin on the PE's minimum (a regular simplex of edge r0 - beta)."""
+    torch.manual_seed(0)
+    k, d, a = 10, 16, losses.pe_equilibrium() - 0.3
+    gram = torch.full((k, k), a * a / 2, dtype=torch.float64).fill_diagonal_(a * a)
+    centers = torch.zeros(k, d, dtype=torch.float64)
+    centers[:, :k] = torch.linalg.cholesky(gram)
+    assert torch.pdist(torch.cat([centers.new_zeros(1, d), centers])).sub(a).abs().max() < 1e-12
+    for sigma in (1.0, 0.5, 0.3):
+        z = torch.randn(256, d, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.Adam([z], lr=0.05)
+        for _ in range(300):
+            unit = z / z.norm(dim=1, keepdim=True)
+            p = (-torch.cdist(unit, centers) ** 2 / sigma**2).softmax(1)[:, 0]
+            opt.zero_grad()
+            (-p.sum()).backward()
+            opt.step()
+        assert p.max().item() == pytest.approx(losses.pe_confidence_ceiling(k, sigma), abs=2e-3)
+    assert losses.pe_confidence_ceiling(10, 1.0) == pytest.approx(0.179, abs=1e-3)  # the paper's sigma
+    sigma = losses.pe_sigma_for_confidence(10, 0.99)
+    assert losses.pe_confidence_ceiling(10, sigma) == pytest.approx(0.99, abs=1e-12)
+
+
+def test_dividemix_pe_takes_the_sigma_at_which_its_head_can_be_confident():
+    for dataset, profile, k in (("fashion_mnist", "reduced", 10), ("cifar100", "full", 100)):
+        hp = build_config("dividemix-pe", dataset=dataset, profile=profile).hp
+        assert hp.sigma == round(losses.pe_sigma_for_confidence(k, 0.99), 4)
+        assert losses.pe_confidence_ceiling(k, hp.sigma) == pytest.approx(0.99, abs=1e-3)
+    assert build_config("pemm").hp.sigma == 1.0  # PEMM itself keeps the paper's sigma

@@ -180,7 +180,9 @@ class DivideMixPEHParams(DivideMixHParams):
         1.0, "Eq. (13): weight of the potential energy on the centres (0: distance head only)"
     )
     pe_beta: float = hp_field(0.3, "Eq. (12): distance shift of the potential energy")
-    sigma: float = hp_field(1.0, "Eq. (6): radius of the distance kernel")
+    sigma: float = hp_field(
+        1.0, "Eq. (6): radius of the distance kernel (paper: 1; set per profile so the head can be confident)"
+    )
     normalize: bool = hp_field(True, "Sec. 6.1: L2-normalise the features before Eq. (6)")
     center_lr_scale: float = hp_field(1.0, "centres' learning rate / the run's (set per profile, as PEMM's)")
 
@@ -224,10 +226,22 @@ def train_dividemix_pe(run: Run, hp: DivideMixPEHParams) -> TrainOutput:
     return train_dividemix(run, hp, extension=PotentialEnergyExtension(hp))
 
 
+# DivideMix needs confident predictions: it sharpens guessed labels (T = 0.5), fits co-refined
+# targets close to one-hot and models the per-sample losses with a GMM. PEMM's head with the
+# paper's sigma = 1 cannot give any input more than 18% (K = 10) or 2% (K = 100) once the PE has
+# placed its centres (losses.pe_confidence_ceiling): every loss is then at least 1.7 and the
+# targets are out of reach, which is what made this combination collapse. PEMM's own SCE loss
+# never asks for confidence. So DivideMix + PE takes the largest sigma at which the head can
+# express 99% confidence at the PE's minimum: 0.31 for K = 10, 0.26 for K = 100 (Deviations page).
+PE_HEAD_CONFIDENCE = 0.99
+
+
 def _dividemix_pe_adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     settings = _dividemix_adjust(profile, dataset, noise, rate)
     lr = settings.get("lr", PROFILES[profile].settings["lr"])  # DivideMix keeps the profile's rate
-    settings["center_lr_scale"] = _CENTER_LR[100 if dataset == "cifar100" else 10] / lr
+    k = 100 if dataset == "cifar100" else 10
+    settings["center_lr_scale"] = _CENTER_LR[k] / lr
+    settings["sigma"] = round(losses.pe_sigma_for_confidence(k, PE_HEAD_CONFIDENCE), 4)
     return settings
 
 
