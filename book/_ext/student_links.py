@@ -5,7 +5,9 @@ The student edition of a chapter (``student/<chapter>.ipynb``, made by
 Jupyter Book excludes that path, which holds notebooks outside the table of contents); this adds,
 below each chapter's title, a link to download it and a link that opens it in Colab from the
 release tag the book was built from (``v`` + ``lnl_core.__version__``, as the chapters' install
-cells use).
+cells use). The version is imported, not read from a file: importing ``lnl_core`` brings in torch
+(a few seconds), but the build imports it anyway for the API page's autodoc, so it costs nothing
+more here.
 """
 
 from __future__ import annotations
@@ -15,12 +17,7 @@ from pathlib import Path
 
 from docutils import nodes
 
-
-def _version(root: Path) -> str:
-    for line in (root / "lnl_core" / "__init__.py").read_text().splitlines():
-        if line.startswith("__version__"):
-            return line.split("=", 1)[1].strip().strip("\"'")
-    raise RuntimeError("no __version__ in lnl_core/__init__.py")
+import lnl_core
 
 
 def _insert(app, doctree):
@@ -32,7 +29,7 @@ def _insert(app, doctree):
     if not (root / "student" / f"{stem}.ipynb").is_file():
         return
     repo = app.config.html_theme_options.get("repository_url", "").rstrip("/")
-    colab = f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/v{_version(root)}/student/{stem}.ipynb"
+    colab = f"https://colab.research.google.com/github/{repo.removeprefix('https://github.com/')}/blob/v{lnl_core.__version__}/student/{stem}.ipynb"
     box = (
         '<div class="admonition tip student-edition"><p class="admonition-title">Student edition</p>'
         f'<p>This chapter without its solutions, for coursework: <a class="student-download" href="../student-edition/{stem}.ipynb" '
