@@ -100,8 +100,8 @@ def run_grid_ray(
     data_root = None if data_root is None else str(Path(data_root).resolve())
     grid, record, todo = bench.prepare_grid(grid, out)  # raises before anything is written
 
-    started = not ray.is_initialized()
-    if started and todo:
+    started = bool(todo) and not ray.is_initialized()  # a Ray this call starts or joins, and leaves
+    if started:
         try:
             if address is None:
                 ray.init(address="local", include_dashboard=False)
@@ -109,11 +109,11 @@ def run_grid_ray(
                 ray.init(address=address)
         except ConnectionError as exc:
             raise LNLError(f"cannot reach the Ray cluster at {address}: {exc}") from None
-    out.mkdir(parents=True, exist_ok=True)
-    _write_json(out / GRID_FILE, record)
-    n = len(grid.cells())
-    log(f"{n} cells, {n - len(todo)} finished, {len(todo)} to run in {out} as Ray tasks")
     try:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_json(out / GRID_FILE, record)
+        n = len(grid.cells())
+        log(f"{n} cells, {n - len(todo)} finished, {len(todo)} to run in {out} as Ray tasks")
         task = ray.remote(_cell_task).options(
             num_cpus=threads, num_gpus=gpus_per_cell, max_retries=MAX_RETRIES, retry_exceptions=False
         )
@@ -122,10 +122,11 @@ def run_grid_ray(
             download=download,
         )  # fmt: skip
         failures = _run_tasks(
-            ray, task, options, grid, todo, out, record, cells_at_once or len(todo), quiet, log
-        )
+            ray, lambda cell: task.remote(out, grid, cell, **options), todo, cells_at_once or len(todo),
+            out=out, record=record, quiet=quiet, log=log,
+        )  # fmt: skip
     finally:
-        if started and ray.is_initialized():
+        if started:
             ray.shutdown()
     return bench.summary_rows(out), {c: failures[c] for c in todo if c in failures}  # in grid order
 
@@ -141,8 +142,10 @@ def _cell_task(out: Path, grid: Grid, cell: Cell, *, threads: int, **options) ->
     return {"machine": bench.machine(), "seconds": time.perf_counter() - t0}
 
 
-def _run_tasks(ray, task, options, grid, todo, out, record, at_once, quiet, log) -> dict[Cell, str]:
-    """Submit ``todo`` (at most ``at_once`` running), record each cell as its task ends."""
+def _run_tasks(ray, submit, todo, at_once, *, out, record, quiet, log) -> dict[Cell, str]:
+    """Submit the cells of ``todo`` (``submit(cell)``: its task), at most ``at_once`` at a time,
+    and record each as its task ends: its machine in ``bench.json``, or its error. Returns the
+    errors."""
     from tqdm.auto import tqdm
 
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
@@ -153,7 +156,7 @@ def _run_tasks(ray, task, options, grid, todo, out, record, at_once, quiet, log)
     while waiting or running:
         while waiting and len(running) < at_once:
             cell = waiting.pop(0)
-            running[task.remote(out, grid, cell, **options)] = cell
+            running[submit(cell)] = cell
         (ref,), _ = ray.wait(list(running), num_returns=1)
         cell = running.pop(ref)
         try:
