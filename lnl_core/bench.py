@@ -10,7 +10,8 @@ Layout of a grid directory::
     bench.json                       the grid, and one entry per session that ran cells in it
                                      (machine, torch threads, versions, cells run, seconds)
     <method>/<noise>-<rate>/seed<k>/ one run directory per cell: config.json and result.json
-                                     (checkpoint.pt and noisy_labels.npz only with keep_run_files)
+                                     (checkpoint.pt and noisy_labels.npz only with keep_run_files;
+                                     error.json while the cell's last try has failed)
     replicas.json                    re-runs of cells on other kinds of CPU (lnl verify --record-replica)
 
 A method in a grid is a registered name (``dividemix``) or a variant with its own settings,
@@ -23,6 +24,10 @@ A grid is resumable: a cell with a ``result.json`` is finished and is not run ag
 a checkpoint continues from it; the others start. On the CPU a cell's history depends only on
 its config, the torch thread count and the kind of CPU, which ``bench.json`` records (``lnl
 verify`` restores the count).
+
+:func:`run_grid` runs the cells one after another in this process; ``lnl bench --executor ray``
+(:mod:`lnl_core.bench_ray`) runs them as Ray tasks. Both do a cell's work with :func:`run_cell`,
+and :func:`cell_status` says, from the files alone, where each cell of a grid stands.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import math
 import os
 import platform
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,9 +48,9 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .engine import cpu_kind, describe_cpu_kind, same_cpu_kind
+from .engine import METRICS, cpu_kind, describe_cpu_kind, same_cpu_kind
 from .errors import LNLError
-from .experiment import RUN_FILES, build_config, run_config
+from .experiment import ERROR_FILE, RUN_FILES, build_config, run_config
 from .trainers import METHODS
 
 GRID_FILE = "bench.json"
@@ -199,7 +205,8 @@ def find_store(name: str = "reduced") -> Path | None:
 
 
 def _cell_state(out: Path, cell: Cell, cfg: RunConfig) -> str:
-    """'done', 'resume', 'restart' (run files of a cell killed before its first epoch) or 'new'."""
+    """'done', 'resume', 'restart' (run files of a cell killed or failed before its first epoch) or
+    'new'."""
     d = out / cell.path
     if (d / "result.json").is_file():
         saved = _read_result(out, cell)["config"]
@@ -228,25 +235,10 @@ def _read_result(out: Path, cell: Cell) -> dict[str, Any]:
         raise LNLError(f"cannot read {path}: {exc}") from None
 
 
-def run_grid(
-    grid: Grid | None,
-    out: str | Path,
-    *,
-    device: str = "auto",
-    threads: int | None = None,
-    keep_run_files: bool = False,
-    quiet: bool = False,
-    data_root=None,
-    download: bool = False,
-    log: Callable[[str], None] = print,
-) -> list[dict[str, Any]]:
-    """Run every unfinished cell of ``grid`` into ``out`` and return :func:`summary_rows`.
-
-    ``grid=None`` continues the grid already in ``out``. A grid given for an existing
-    directory must have the same profile, data set and overrides and contain all of its cells
-    (so cells can be added, never orphaned). ``threads`` sets torch's CPU threads for the
-    session (default: torch's current count); it is recorded, since CPU results depend on it.
-    """
+def prepare_grid(grid: Grid | None, out: str | Path) -> tuple[Grid, dict[str, Any], list[Cell]]:
+    """Everything :func:`run_grid` checks before it writes: ``grid`` against the grid already in
+    ``out`` (see there) and every cell's directory. Returns the grid to run, its ``bench.json``
+    record (not yet written; no new session) and the cells still to run, in grid order."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise LNLError(f"{out} exists and is not a directory")
@@ -271,41 +263,117 @@ def run_grid(
             )
     elif out.is_dir() and any(out.iterdir()):
         raise LNLError(f"{out} exists and is not a benchmark grid; choose a new directory")
+    cells = grid.cells()
+    todo = [c for c in cells if _cell_state(out, c, grid.config(c)) != "done"]
+    record = old[1] if old else {"format": 1}
+    record["grid"] = grid.to_dict()
+    record.setdefault("sessions", [])
+    return grid, record, todo
+
+
+def check_threads(threads: int | None) -> None:
     if threads is not None and threads < 1:
         raise LNLError(f"threads must be at least 1, got {threads}")
-    cells = grid.cells()
-    configs = {c: grid.config(c) for c in cells}
-    states = {c: _cell_state(out, c, configs[c]) for c in cells}  # raises before anything is written
+
+
+def run_cell(
+    out: Path,
+    grid: Grid,
+    cell: Cell,
+    *,
+    device: str = "auto",
+    keep_run_files: bool = False,
+    data_root=None,
+    download: bool = False,
+) -> None:
+    """Run one cell of ``grid`` into its directory under ``out``: the work of a cell under every
+    executor, with the torch thread count the caller set.
+
+    The cell starts, resumes from its checkpoint or restarts as its directory says now, not as it
+    said when the grid began: a Ray task retried after its worker died finds the checkpoint of
+    the try that died and continues from it. A finished cell keeps only ``config.json`` and
+    ``result.json`` unless ``keep_run_files``. A cell that raises leaves ``error.json`` (the
+    exception as ``Type: message``, its traceback and when) and the exception goes on up; the
+    next run of the cell removes the file and tries again, from the checkpoint if there is one
+    (to start a failed cell afresh, delete its directory)."""
+    d = out / cell.path
+    cfg = grid.config(cell)
+    state = _cell_state(out, cell, cfg)
+    if state != "done":  # done: a retried task whose first try finished before its worker died
+        (d / ERROR_FILE).unlink(missing_ok=True)
+        try:
+            run_config(
+                cfg, out=d, device=device, resume=state == "resume", overwrite=state == "restart",
+                quiet=True, data_root=data_root, download=download,
+            )  # fmt: skip
+        except Exception as exc:
+            write_error(d, error_line(exc), traceback.format_exc())
+            raise
+    if not keep_run_files:
+        for name in RUN_FILES:
+            if name not in _KEPT:
+                (d / name).unlink(missing_ok=True)
+
+
+def error_line(exc: BaseException) -> str:
+    """How a failed cell is reported: ``Type: message``, on one line."""
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0]}" if message else type(exc).__name__
+
+
+def write_error(directory: Path, error: str, trace: str = "") -> None:
+    """Record in ``directory`` that its cell failed with ``error`` (:func:`error_line`)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    when = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    _write_json(directory / ERROR_FILE, {"error": error, "traceback": trace, "failed": when})
+
+
+def run_grid(
+    grid: Grid | None,
+    out: str | Path,
+    *,
+    device: str = "auto",
+    threads: int | None = None,
+    keep_run_files: bool = False,
+    quiet: bool = False,
+    data_root=None,
+    download: bool = False,
+    log: Callable[[str], None] = print,
+) -> list[dict[str, Any]]:
+    """Run every unfinished cell of ``grid`` into ``out``, one after another in this process, and
+    return :func:`summary_rows`. A cell that raises stops the grid (:func:`run_cell`).
+
+    ``grid=None`` continues the grid already in ``out``. A grid given for an existing
+    directory must have the same profile, data set and overrides and contain all of its cells
+    (so cells can be added, never orphaned). ``threads`` sets torch's CPU threads for the
+    session (default: torch's current count); it is recorded, since CPU results depend on it.
+    """
+    out = Path(out)
+    check_threads(threads)
+    grid, record, todo = prepare_grid(grid, out)  # raises before anything is written
     before = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
     try:
-        return _run_cells(
-            grid, out, old, cells, configs, states, device=device, keep_run_files=keep_run_files,
-            quiet=quiet, data_root=data_root, download=download, log=log,
-        )  # fmt: skip
+        return _run_cells(grid, out, record, todo, device=device, keep_run_files=keep_run_files,
+                          quiet=quiet, data_root=data_root, download=download, log=log)  # fmt: skip
     finally:
         torch.set_num_threads(before)  # the caller's count, whatever the grid used
 
 
-def _run_cells(
-    grid, out, old, cells, configs, states, *, device, keep_run_files, quiet, data_root, download, log
-):
+def _run_cells(grid, out, record, todo, *, device, keep_run_files, quiet, data_root, download, log):
     """The part of :func:`run_grid` that writes: the session record, then every unfinished cell."""
-    todo = [c for c in cells if states[c] != "done"]
     session = {
         "started": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "cells_run": [],
     }
-    record = old[1] if old else {"format": 1}
-    record["grid"] = grid.to_dict()
-    record.setdefault("sessions", [])
     out.mkdir(parents=True, exist_ok=True)
     if todo:
         record["sessions"].append(session)
     _write_json(out / GRID_FILE, record)
-    log(f"{len(cells)} cells, {len(cells) - len(todo)} finished, {len(todo)} to run in {out}")
+    n = len(grid.cells())
+    log(f"{n} cells, {n - len(todo)} finished, {len(todo)} to run in {out}")
 
     from tqdm.auto import tqdm
 
@@ -314,22 +382,45 @@ def _run_cells(
     try:
         for cell in bar:
             bar.set_postfix_str(str(cell.path))
-            d = out / cell.path
-            state = states[cell]
-            run_config(
-                configs[cell], out=d, device=device, resume=state == "resume", overwrite=state == "restart",
-                quiet=True, data_root=data_root, download=download,
+            run_cell(
+                out, grid, cell, device=device, keep_run_files=keep_run_files, data_root=data_root,
+                download=download,
             )  # fmt: skip
-            if not keep_run_files:
-                for name in RUN_FILES:
-                    if name not in _KEPT:
-                        (d / name).unlink(missing_ok=True)
             session["cells_run"].append(str(cell.path))
             session["seconds"] = round(time.perf_counter() - t0, 1)
             _write_json(out / GRID_FILE, record)
     finally:
         bar.close()
     return summary_rows(out)
+
+
+def cell_status(out: str | Path) -> dict[Cell, tuple[str, str]]:
+    """Where each cell of the grid in ``out`` stands, from its files alone: ``(state, detail)``
+    with state ``"done"`` (detail: the last-epoch test accuracy), ``"failed"`` (its error, from
+    ``error.json``), ``"started"`` (run files without a result: running now, or interrupted and
+    resumed by the next run; detail: the epochs done, from ``metrics.csv``) or ``"pending"``.
+    Files do not say whether a process is still at work on a started cell."""
+    out = Path(out)
+    grid, _ = load_grid(out)
+    status = {}
+    for cell in grid.cells():
+        d = out / cell.path
+        if (d / "result.json").is_file():
+            acc = _read_result(out, cell).get("final_test_acc")
+            status[cell] = ("done", "no test accuracy" if acc is None else f"last epoch {acc:.2f}%")
+        elif (d / ERROR_FILE).is_file():
+            try:
+                error = json.loads((d / ERROR_FILE).read_text())["error"]
+            except (OSError, ValueError, KeyError) as exc:
+                error = f"unreadable {ERROR_FILE} ({exc})"
+            status[cell] = ("failed", error)
+        elif d.is_dir() and any(d.iterdir()):
+            metrics = d / METRICS
+            epochs = len(metrics.read_text().splitlines()) - 1 if metrics.is_file() else 0
+            status[cell] = ("started", f"epoch {epochs} of {grid.config(cell).epochs} done")
+        else:
+            status[cell] = ("pending", "")
+    return status
 
 
 def _write_json(path: Path, obj: Any) -> None:

@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser(
         "bench", help="run (or continue) a grid of methods x noise settings x seeds; print its summary table"
     )
-    b.add_argument("--out", required=True, help="grid directory (bench.json and one run directory per cell)")
+    b.add_argument("--out", help="grid directory (bench.json and one run directory per cell)")
     b.add_argument("--methods", nargs="+", metavar="M",
                    help="method names, or variants NAME+KEY=VALUE[+KEY=VALUE] (e.g. ce+augment=weak)")  # fmt: skip
     b.add_argument(
@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override a setting in every cell (repeatable)")  # fmt: skip
     b.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    b.add_argument("--threads", type=int, help="torch CPU threads (recorded; CPU results depend on it)")
+    b.add_argument("--threads", type=int, help="torch CPU threads (recorded; CPU results depend on it); "
+                   "with --executor ray per cell, default 1")  # fmt: skip
     b.add_argument(
         "--keep-run-files", action="store_true", help="keep checkpoints and noisy labels of finished cells"
     )
@@ -91,6 +92,19 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
     b.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--status", metavar="DIR", help="only show which cells of the grid in DIR are done, "
+                   "started (epochs done), failed (with the error) or pending")  # fmt: skip
+    ray = b.add_argument_group("on a Ray cluster (pip install -e '.[ray]'; see benchmarks/README.md)")
+    ray.add_argument("--executor", choices=("sequential", "ray"), default="sequential",
+                     help="sequential (default): one cell after another in this process; ray: every cell "
+                     "a Ray task, a failed cell reported while the others go on")  # fmt: skip
+    ray.add_argument("--address", help="the Ray cluster: auto or HOST:PORT (default: start a local Ray "
+                     "on this machine and stop it at the end)")  # fmt: skip
+    ray.add_argument("--cells-at-once", type=int, metavar="N",
+                     help="at most N cells running at a time (default: as many as the cluster takes)")  # fmt: skip
+    ray.add_argument("--gpus-per-cell", type=float, metavar="G",
+                     help="GPUs a cell asks for (default 1 if this machine sees CUDA, else 0: "
+                     "give 1 when only the workers have GPUs)")  # fmt: skip
 
     v = sub.add_parser(
         "verify", help="re-run cells of a grid on the CPU: bit-identical histories on a CPU kind on record"
@@ -275,15 +289,28 @@ def cmd_table(args: argparse.Namespace) -> None:
     print("test accuracy in %; last = last epoch (the headline); *peak = best epoch on the test set")
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
+_RAY_ONLY = ("address", "cells_at_once", "gpus_per_cell")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
     given = [args.methods, args.noise, args.seeds]
+    if args.status is not None:
+        if args.out or args.table or any(given) or args.sets:
+            raise LNLError("--status shows the grid in its directory: give nothing else")
+        _print_status(args.status)
+        return 0
+    if args.out is None:
+        raise LNLError("lnl bench needs --out DIR (or --status DIR)")
+    ray_only = [f"--{k.replace('_', '-')}" for k in _RAY_ONLY if getattr(args, k) is not None]
+    if ray_only and args.executor != "ray":
+        raise LNLError(f"{', '.join(ray_only)} belong to --executor ray")
     if args.table:
         if any(given) or args.sets:
             raise LNLError("--table prints an existing grid: give only --out")
         print(bench.format_table(bench.summary_rows(args.out)))
-        return
+        return 0
     if any(given) and not all(given):
         raise LNLError("a new grid needs --methods, --noise and --seeds (or none of them, to continue --out)")
     grid = None
@@ -294,11 +321,49 @@ def cmd_bench(args: argparse.Namespace) -> None:
         )  # fmt: skip
     elif args.sets:
         raise LNLError("--set belongs to a new grid; a grid continues with the settings it was started with")
-    rows = bench.run_grid(
-        grid, args.out, device=args.device, threads=args.threads, keep_run_files=args.keep_run_files,
-        quiet=args.quiet, data_root=args.data_root, download=args.download,
+    common = dict(
+        device=args.device, threads=args.threads, keep_run_files=args.keep_run_files, quiet=args.quiet,
+        data_root=args.data_root, download=args.download,
     )  # fmt: skip
+    failures = {}
+    if args.executor == "ray":
+        from .bench_ray import run_grid_ray
+
+        rows, failures = run_grid_ray(
+            grid, args.out, address=args.address, cells_at_once=args.cells_at_once,
+            gpus_per_cell=args.gpus_per_cell, **common,
+        )  # fmt: skip
+    else:
+        rows = bench.run_grid(grid, args.out, **common)
     print(bench.format_table(rows) if rows else "no finished cells")
+    for cell, error in failures.items():
+        print(f"lnl bench: {cell.path}: {error}", file=sys.stderr)
+    if failures:
+        print(
+            f"lnl bench: failed cells: {len(failures)} (their error.json has the traceback); running the "
+            "command again tries them again and keeps the finished cells",
+            file=sys.stderr,
+        )
+    return 1 if failures else 0
+
+
+def _print_status(out: str) -> None:
+    from collections import Counter
+
+    from . import bench
+
+    status = bench.cell_status(out)
+    width = max(len(str(c.path)) for c in status) + 2
+    for cell, (state, detail) in status.items():
+        print(f"{str(cell.path):<{width}}{state:<9}{detail}".rstrip())
+    counts = Counter(state for state, _ in status.values())
+    line = ", ".join(f"{counts[s]} {s}" for s in ("done", "started", "failed", "pending") if counts[s])
+    print(f"{len(status)} cells: {line}")
+    if counts["started"]:
+        print(
+            "started: run files but no result, running now or interrupted (the files cannot tell); "
+            f"lnl bench --out {out} resumes an interrupted cell from its last epoch"
+        )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -344,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "run":
             cmd_run(args)
         elif args.command == "bench":
-            cmd_bench(args)
+            return cmd_bench(args)
         elif args.command == "verify":
             return cmd_verify(args)
         elif args.command == "suspicious":

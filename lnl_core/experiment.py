@@ -40,6 +40,7 @@ from .owndata import OwnData, check_fits
 from .trainers import TrainOutput, get_method
 
 DATA_FILE = "data.json"
+ERROR_FILE = "error.json"  # written by lnl bench for a cell that raised (lnl_core.bench.run_cell)
 RUN_FILES = (
     "config.json",
     "noisy_labels.npz",
@@ -54,6 +55,7 @@ RUN_FILES = (
     samples_mod.SAMPLES_NPZ,
     samples_mod.SAMPLES_NPZ + ".tmp",
     DATA_FILE,
+    ERROR_FILE,
 )
 
 
