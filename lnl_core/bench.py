@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .engine import cpu_kind, describe_cpu_kind, same_cpu_kind
+from .engine import cpu_kind, describe_cpu_kind, same_cpu_kind, show_progress
 from .errors import LNLError
 from .experiment import RUN_FILES, build_config, run_config
 from .trainers import METHODS
@@ -296,7 +296,7 @@ def run_grid(
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(todo, desc="cells", unit="cell", disable=quiet or not todo)
+    bar = tqdm(todo, desc="cells", unit="cell", disable=not (show_progress(quiet) and todo))
     t0 = time.perf_counter()
     for cell in bar:
         bar.set_postfix_str(str(cell.path))
