@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from .config import RunConfig
-from .engine import METRICS, cpu_kind, describe_cpu_kind, same_cpu_kind
+from .engine import METRICS, cpu_kind, describe_cpu_kind, same_cpu_kind, show_progress
 from .errors import LNLError
 from .experiment import ERROR_FILE, RUN_FILES, build_config, run_config
 from .trainers import METHODS
@@ -377,7 +377,7 @@ def _run_cells(grid, out, record, todo, *, device, keep_run_files, quiet, data_r
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(todo, desc="cells", unit="cell", disable=quiet or not todo)
+    bar = tqdm(todo, desc="cells", unit="cell", disable=not (show_progress(quiet) and todo))
     t0 = time.perf_counter()
     try:
         for cell in bar:

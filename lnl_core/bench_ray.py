@@ -152,7 +152,7 @@ def _run_tasks(ray, submit, todo, at_once, *, out, record, quiet, log) -> dict[C
     sessions: dict[str, dict[str, Any]] = {}  # one per distinct machine record
     failures: dict[Cell, str] = {}
     waiting, running = list(todo), {}
-    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=quiet or not todo)
+    bar = tqdm(total=len(todo), desc="cells", unit="cell", disable=not (bench.show_progress(quiet) and todo))
     while waiting or running:
         while waiting and len(running) < at_once:
             cell = waiting.pop(0)

@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
     r.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
     r.add_argument("--dry-run", action="store_true", help="print the config and exit")
-    r.add_argument("--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn off a terminal)")
     own = r.add_argument_group("your own data (instead of --dataset)")
     own.add_argument("--folder", help="training images in class sub-folders, FOLDER/<class>/<image>; "
                      "the folder names are the given (possibly wrong) labels")  # fmt: skip
@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--table", action="store_true", help="only print the summary table of the grid in --out")
     b.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
     b.add_argument("--download", action="store_true", help="download a missing data set with torchvision")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.add_argument("--quiet", action="store_true", help="no progress bar (none is drawn off a terminal)")
     b.add_argument("--status", metavar="DIR", help="only show which cells of the grid in DIR are done, "
                    "started (epochs done), failed (with the error) or pending")  # fmt: skip
     ray = b.add_argument_group("on a Ray cluster (pip install -e '.[ray]'; see benchmarks/README.md)")

@@ -26,6 +26,7 @@ import csv
 import math
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -107,6 +108,19 @@ def same_cpu_kind(recorded: dict[str, Any], here: dict[str, str] | None = None) 
 def describe_cpu_kind(machine: dict[str, Any]) -> str:
     capability = machine.get("cpu_capability")
     return f"{machine.get('cpu')} ({capability})" if capability else f"{machine.get('cpu')}"
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """Whether a progress bar is drawn: never when ``quiet``; in a Jupyter kernel (tqdm's
+    widget there, as before) and in a terminal, yes; not when stderr goes to a file or a pipe,
+    so that a log holds lines, not a bar redrawn with carriage returns."""
+    if quiet:
+        return False
+    get_ipython = getattr(sys.modules.get("IPython"), "get_ipython", None)
+    if getattr(get_ipython() if get_ipython else None, "kernel", None) is not None:
+        return True  # a Jupyter (or Colab) kernel's shell has a kernel; a terminal IPython has none
+    stream = sys.stderr
+    return stream is not None and hasattr(stream, "isatty") and stream.isatty()
 
 
 def seed_everything(seed: int) -> None:
@@ -519,7 +533,7 @@ class Run:
         start = self._restore() if self.resume or self.restore_from is not None else 0
         self._t0 = time.perf_counter()
         last = self.config.epochs if self.stop_after is None else min(self.config.epochs, self.stop_after)
-        if not self.quiet:
+        if show_progress(self.quiet):
             from tqdm.auto import tqdm
 
             self._bar = tqdm(total=self.config.epochs, initial=start, desc=self.config.method, unit="epoch")

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Build the book into _build/html from the notebooks' committed outputs (no execution),
-# with warnings as errors. MathJax 3 is fetched once from the npm registry into
-# _extra/mathjax (copied to the site's root), so the built pages render math without any other network access.
+# with warnings as errors, printing the warnings and little else. MathJax 3 is fetched once from
+# the npm registry into _extra/mathjax (copied to the site's root), so the built pages render
+# math without any other network access.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MJ=_extra/mathjax
 MJ_VERSION=3.2.2
 if [ ! -f "$MJ/tex-mml-chtml.js" ]; then
+  echo "book: fetching MathJax $MJ_VERSION from the npm registry (a few MB)..."
   tmp=$(mktemp -d)
   (cd "$tmp" && npm pack --silent "mathjax@$MJ_VERSION" >/dev/null)
   tar -xzf "$tmp/mathjax-$MJ_VERSION.tgz" -C "$tmp" package/es5/tex-mml-chtml.js package/es5/output/chtml/fonts/woff-v2
@@ -20,4 +22,7 @@ rm -rf _extra/student-edition && mkdir -p _extra/student-edition && cp student/*
 # the equation-to-code page is generated from lnl_core's "Eq. (n)" citations at every build
 .venv/bin/python scripts/equation_index.py
 rm -rf _build/html _build/.doctrees
-.venv/bin/jupyter-book build . -W -n --keep-going
+# -q: no Sphinx status lines (reading, writing, copying, ... for every page); its warnings, which
+# -W turns into errors, still print, each with its file and line
+echo "book: building _build/html with Jupyter Book (warnings are errors)..."
+.venv/bin/jupyter-book build . -W -n --keep-going -q

@@ -2,7 +2,7 @@
 # The test job (CI runs exactly this): set up, then the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh test
 start=$(date +%s)
 .venv/bin/ruff check lnl_core tests benchmarks scripts book/_ext
 .venv/bin/ruff format --check lnl_core tests benchmarks scripts book/_ext

@@ -1,4 +1,7 @@
 import dataclasses
+import io
+import sys
+import types
 
 import pytest
 import torch
@@ -161,3 +164,28 @@ def test_run_is_deterministic_on_cpu(tiny):
     a = run_experiment("sce", overrides=dict(tiny, epochs=2), quiet=True)
     b = run_experiment("sce", overrides=dict(tiny, epochs=2), quiet=True)
     assert a.history == b.history
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool):
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_progress_bars_only_in_a_terminal_or_a_notebook(monkeypatch, tiny, capsys):
+    fake = types.ModuleType("IPython")
+    monkeypatch.setitem(sys.modules, "IPython", fake)
+    fake.get_ipython = lambda: None  # plain Python
+    monkeypatch.setattr(sys, "stderr", _Stream(True))
+    assert engine.show_progress() and not engine.show_progress(quiet=True)
+    monkeypatch.setattr(sys, "stderr", _Stream(False))
+    assert not engine.show_progress()
+    fake.get_ipython = lambda: types.SimpleNamespace(kernel=object())  # a Jupyter kernel's shell
+    assert engine.show_progress()  # tqdm's widget in a notebook, as before
+    monkeypatch.undo()
+    # a run that is not quiet, its stderr captured (not a terminal): no bar, no carriage return
+    run_experiment("ce", overrides=dict(tiny, epochs=1), quiet=False)
+    assert "\r" not in capsys.readouterr().err

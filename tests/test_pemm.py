@@ -311,7 +311,7 @@ def test_the_confidence_ceiling_of_the_distance_head_at_the_pe_minimum():
         opt = torch.optim.Adam([z], lr=0.05)
         for _ in range(300):
             unit = z / z.norm(dim=1, keepdim=True)
-            p = (-torch.cdist(unit, centers) ** 2 / sigma**2).softmax(1)[:, 0]
+            p = (-(torch.cdist(unit, centers) ** 2) / sigma**2).softmax(1)[:, 0]
             opt.zero_grad()
             (-p.sum()).backward()
             opt.step()
