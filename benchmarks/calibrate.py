@@ -1,0 +1,214 @@
+"""Calibrate the reduced profile on clean labels and a validation split (issue #29).
+
+The reduced profile is a miniature of the papers' CIFAR protocol: it must decay its learning rate
+and fit clean labels about as well as cross-entropy does. Its settings are chosen here, one at a
+time, by runs on **clean labels** (noise ``none``) evaluated on **a validation split** held out of
+the training split (``eval_split=val``): neither the test set nor any noisy-label result takes
+part. Each stage asks one question, runs its candidates, and applies a rule fixed in advance:
+
+* the metric is the mean validation accuracy of the last 5 epochs (the end of a decayed schedule),
+  averaged over the stage's probes;
+* candidates are listed in order of preference (the papers' value or the cheaper one first); the
+  first candidate within ``TOLERANCE`` points of the best wins.
+
+Every stage is a benchmark grid (``lnl bench``'s format, resumable) under
+``benchmarks/results/calibration/<stage>``; the book's page "Calibrating the reduced profile"
+reads them. Each variant names every calibrated setting explicitly, so that its config does not
+depend on the profile's defaults, which this calibration changes.
+
+    python benchmarks/calibrate.py            # run (or finish) every stage, print the choices
+    python benchmarks/calibrate.py --report   # only print the stages' tables and choices
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from lnl_core import bench
+
+ROOT = Path(__file__).resolve().parent / "results" / "calibration"
+CLEAN = "none:0.0"
+SEEDS = (0,)
+TOLERANCE = 0.3  # points of validation accuracy within which a preferred candidate wins
+LAST = 5  # epochs averaged by the metric
+
+# The reduced profile before this calibration (v1), for the settings calibrated here. CE trained
+# 30 epochs, DivideMix 20 (3 of warm-up); the learning rate was constant.
+V1 = {
+    "profile": dict(schedule="constant", lr=0.05, weight_decay=0.0, milestones=()),
+    "epochs": {"ce": 30, "dividemix": 20},
+    "dividemix": dict(augment="weak", alpha=4.0, warmup_epochs=3, rampup_epochs=16, lambda_u=25.0),
+}
+# CE on crop + flip (the strong baseline) and DivideMix (the substrate of four methods)
+PROBES = ("ce+augment=weak", "dividemix")
+
+
+def _token(probe: str, settings: dict) -> str:
+    def fmt(v):
+        return ",".join(str(x) for x in v) if isinstance(v, tuple) else str(v)
+
+    return probe + "".join(f"+{k}={fmt(v)}" for k, v in settings.items())
+
+
+def _milestones(schedule: str, epochs: int) -> tuple[int, ...]:
+    # the papers' step schedules divide by 10 at half the run (DivideMix, CPC, PLReMix); a second
+    # step at three quarters keeps the end of the run decayed as the cosine does
+    return (epochs // 2, (3 * epochs) // 4) if schedule == "multistep" else ()
+
+
+class Calibration:
+    def __init__(self, root: Path, run: bool) -> None:
+        self.root, self.run, self.choices, self.stages = root, run, {}, []
+        self.profile = dict(V1["profile"])
+        self.epochs = dict(V1["epochs"])
+        self.family = dict(V1["dividemix"])
+
+    # ---- the configs of the probes under the current choices
+    def settings(self, probe: str, profile=None, epochs=None, family=None) -> dict:
+        """Every calibrated setting of ``probe`` under the choices so far, with a candidate's change."""
+        prof = dict(self.profile, **(profile or {}))
+        name = probe.split("+")[0]
+        e = epochs if epochs is not None else self.epochs[name]
+        out = dict(schedule=prof["schedule"], epochs=e, lr=prof["lr"], weight_decay=prof["weight_decay"])
+        out["milestones"] = _milestones(prof["schedule"], e)
+        if name == "dividemix":
+            out.update(dict(self.family, **(family or {})))
+        return out
+
+    def stage(self, name: str, question: str, candidates: list[tuple[str, dict]], probes=PROBES,
+              extra: tuple[str, ...] = ()) -> str:  # fmt: skip
+        """Run every (candidate, probe) on clean labels and the validation split; choose by the rule.
+        ``candidates``: (label, {"profile"|"epochs"|"family": {...}}); ``extra``: runs shown for
+        reference only (not in the metric)."""
+        tokens = {}
+        for label, change in candidates:
+            for probe in probes:
+                tokens[label, probe] = _token(probe, self.settings(probe, **change))
+        methods = list(dict.fromkeys(list(tokens.values()) + list(extra)))
+        grid = bench.make_grid(
+            methods=methods, settings=[CLEAN], seeds=list(SEEDS), overrides={"eval_split": "val"}
+        )
+        out = self.root / name
+        if self.run:
+            bench.run_grid(grid, out, threads=2, log=lambda s: print(f"[{name}] {s}", flush=True))
+        results = bench.load_results(out) if (out / bench.GRID_FILE).exists() else {}
+        rows, scores = [], {}
+        for label, _ in candidates:
+            per_probe = []
+            for probe in probes:
+                cells = [c for c in results if c.method == tokens[label, probe]]
+                if len(cells) < len(SEEDS):
+                    per_probe = None
+                    break
+                per_probe.append(np.mean([_metric(results[c]) for c in cells]))
+            if per_probe is not None:
+                scores[label] = float(np.mean(per_probe))
+        if len(scores) < len(candidates):
+            raise SystemExit(
+                f"stage {name}: {len(candidates) - len(scores)} candidates have no results; run it"
+            )
+        best = max(scores.values())
+        chosen = next(label for label, _ in candidates if scores[label] >= best - TOLERANCE)
+        for label, _ in candidates:
+            for probe in probes:
+                r = next(results[c] for c in results if c.method == tokens[label, probe])
+                rows.append(_row(label, probe, r, tokens[label, probe]))
+        for token in extra:
+            r = next(results[c] for c in results if c.method == token)
+            rows.append(_row("(reference)", token, r, token))
+        self.stages.append(
+            {"stage": name, "question": question, "scores": scores, "chosen": chosen, "rows": rows}
+        )
+        return chosen
+
+
+def _metric(result: dict) -> float:
+    accs = [h["test_acc"] for h in result["history"]]  # the validation split's accuracy (eval_split=val)
+    return float(np.mean(accs[-LAST:]))
+
+
+def _row(label: str, probe: str, r: dict, token: str) -> dict:
+    accs = [h["test_acc"] for h in r["history"]]
+    last = r["history"][-1]
+    return {
+        "candidate": label, "probe": probe, "token": token,
+        "val_last": accs[-1], "val_last5": float(np.mean(accs[-LAST:])), "val_span5": float(np.ptp(accs[-LAST:])),
+        "train_fit": last.get("train_acc_clean_part"), "labeled_fraction": last.get("labeled_fraction"),
+        "seconds": r["wall_time_s"],
+    }  # fmt: skip
+
+
+def calibrate(root: Path, run: bool) -> Calibration:
+    cal = Calibration(root, run)
+    # 1. a decayed schedule: cosine to 0, or DivideMix-style steps (/10 at 1/2 and 3/4). The profile
+    # must decay (the papers all do), so v1's constant rate is run for reference, not as a candidate.
+    s = cal.stage("1-schedule", "Which decayed learning-rate schedule?", [
+        ("cosine", {"profile": {"schedule": "cosine"}}),
+        ("multistep", {"profile": {"schedule": "multistep"}}),
+    ], extra=tuple(_token(p, cal.settings(p)) for p in PROBES))  # fmt: skip
+    cal.profile["schedule"] = s
+    # 2. one number of epochs for every method, so that comparisons are at equal budgets
+    e = cal.stage("2-epochs", "How many epochs (the same for every method)?", [
+        (str(n), {"epochs": n}) for n in (20, 25, 30)
+    ])  # fmt: skip
+    cal.epochs = {"ce": int(e), "dividemix": int(e)}
+    lr = cal.stage("3-lr", "Which learning rate (batch 64)?", [
+        (str(v), {"profile": {"lr": v}}) for v in (0.05, 0.02, 0.1)
+    ])  # fmt: skip
+    cal.profile["lr"] = float(lr)
+    wd = cal.stage("4-weight-decay", "Weight decay?", [
+        (str(v), {"profile": {"weight_decay": v}}) for v in (0.0, 5e-4)
+    ])  # fmt: skip
+    cal.profile["weight_decay"] = float(wd)
+    views = cal.stage(
+        "5-views", "Which views for DivideMix's MixMatch (crop + flip, or flip only)?",
+        [(v, {"family": {"augment": v}}) for v in ("weak", "flip")], probes=("dividemix",),
+        extra=(_token("ce+augment=flip", cal.settings("ce")), _token("ce+augment=weak", cal.settings("ce"))),
+    )  # fmt: skip
+    cal.family["augment"] = views
+    alpha = cal.stage("6-mixup-alpha", "MixUp's Beta(alpha, alpha)?", [
+        (str(v), {"family": {"alpha": v}}) for v in (4.0, 1.0, 0.5)
+    ], probes=("dividemix",))  # fmt: skip
+    cal.family["alpha"] = float(alpha)
+    warm = cal.stage("7-warmup", "Warm-up epochs?", [
+        (str(v), {"family": {"warmup_epochs": v}}) for v in (3, 5, 10)
+    ], probes=("dividemix",))  # fmt: skip
+    cal.family["warmup_epochs"] = int(warm)
+    ramp = cal.stage("8-rampup", "Ramp-up of lambda_u (epochs)?", [
+        (str(v), {"family": {"rampup_epochs": v}}) for v in (16, 5, 1)
+    ], probes=("dividemix",))  # fmt: skip
+    cal.family["rampup_epochs"] = int(ramp)
+    lam = cal.stage("9-lambda-u", "lambda_u?", [
+        (str(v), {"family": {"lambda_u": v}}) for v in (25.0, 5.0)
+    ], probes=("dividemix",))  # fmt: skip
+    cal.family["lambda_u"] = float(lam)
+    cal.choices = {"profile": cal.profile, "epochs": cal.epochs["dividemix"], "dividemix": cal.family}
+    return cal
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--report", action="store_true", help="print the stages without running anything")
+    ap.add_argument("--root", type=Path, default=ROOT)
+    args = ap.parse_args(argv)
+    cal = calibrate(args.root, run=not args.report)
+    for st in cal.stages:
+        print(f"\n== {st['stage']}: {st['question']}  chosen: {st['chosen']}")
+        print("   scores (mean val accuracy of the last 5 epochs, over probes): "
+              + ", ".join(f"{k} {v:.2f}" for k, v in st["scores"].items()))  # fmt: skip
+        for r in st["rows"]:
+            print(f"   {r['candidate']:<12}{r['probe']:<22} last {r['val_last']:6.2f}  last5 {r['val_last5']:6.2f}  "
+                  f"span5 {r['val_span5']:5.2f}  fit {r['train_fit'] or float('nan'):6.2f}  {r['seconds']:6.1f} s")  # fmt: skip
+    print("\nchoices:", json.dumps(cal.choices))
+    summary = {"choices": cal.choices, "stages": cal.stages, "tolerance": TOLERANCE, "last": LAST}
+    (args.root / "calibration.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
