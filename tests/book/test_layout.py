@@ -84,15 +84,16 @@ _MEASURE = """(minScale) => {
   const acs = getComputedStyle(article), arect = article.getBoundingClientRect();
   const colLeft = arect.left + parseFloat(acs.paddingLeft);
   const colRight = arect.right - parseFloat(acs.paddingRight), colWidth = colRight - colLeft;
-  // headings, and on the API page the signatures of autodoc's entries (their id names them)
-  const headings = [...article.querySelectorAll("h1, h2, h3, h4, h5, h6, dt.sig[id]")];
+  // headings, and on the API page autodoc's modules and entries (their ids name them)
+  const headings = [...article.querySelectorAll('h1, h2, h3, h4, h5, h6, dt.sig[id], [id^="module-"]')];
   const headingOf = el => {
     let h = null;
     for (const x of headings) {
       if (x.compareDocumentPosition(el) & Node.DOCUMENT_POSITION_FOLLOWING) h = x; else break;
     }
     if (!h) return "(top of the page)";
-    return h.tagName === "DT" ? h.id : h.textContent.replace(/[#\\u00b6]\\s*$/, "").trim();
+    if (!/^H\\d$/.test(h.tagName)) return h.id.replace(/^module-/, "");
+    return h.textContent.replace(/[#\\u00b6]\\s*$/, "").trim();
   };
   // not display:none, not visibility:hidden, not inside a closed <details> (a hidden cell)
   const shown = el => el.getClientRects().length > 0
