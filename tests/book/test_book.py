@@ -1,16 +1,14 @@
 """Checks of the built book (run after `scripts/build_book.sh`; marker `book`).
 
 Static checks read the HTML; the browser check opens pages in headless Chromium (Debian's
-`chromium`, driven by Playwright) served from localhost, waits for MathJax, and asserts that
-math and figures rendered and that no error text shows. Screenshots land in `_build/`.
+`chromium`, driven by Playwright; the fixtures are in conftest.py) served from localhost,
+waits for MathJax, and asserts that math and figures rendered and that no error text shows.
+Screenshots land in `_build/`.
 """
 
 from __future__ import annotations
 
-import functools
-import http.server
 import re
-import threading
 from pathlib import Path
 
 import pytest
@@ -106,33 +104,6 @@ def test_bibliography_and_api_reference():
     ):
         assert f'id="{name}"' in api, name
     assert "Li <em>et al.</em>, 2020" in _read("book/preface.html")  # citations resolved
-
-
-@pytest.fixture(scope="module")
-def server():
-    handler = functools.partial(_QuietHandler, directory=str(HTML))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path="/usr/bin/chromium", args=flags)
-        yield b
-        b.close()
 
 
 @pytest.mark.parametrize("name", PAGES)
