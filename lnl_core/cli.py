@@ -111,6 +111,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     v.add_argument("out", help="grid directory")
     v.add_argument("--all", action="store_true", help="every finished cell (default: one cell per method)")
+    v.add_argument(
+        "--cells", nargs="+", metavar="CELL",
+        help="these cells, as paths in the grid (METHOD/NOISE-RATE/seedK, e.g. dividemix/symmetric-0.50/seed0)",
+    )  # fmt: skip
     v.add_argument("--data-root", help="data directory (default $LNL_DATA or ./data)")
     v.add_argument(
         "--record-replica", action="store_true",
@@ -369,8 +373,18 @@ def _print_status(out: str) -> None:
 def cmd_verify(args: argparse.Namespace) -> int:
     from . import bench
 
-    bench.load_grid(args.out)
+    grid, _ = bench.load_grid(args.out)
+    if args.all and args.cells:
+        raise LNLError("choose one of --all and --cells")
     cells = list(bench.load_results(args.out)) if args.all else None
+    if args.cells:
+        by_path = {str(c.path): c for c in grid.cells()}
+        unknown = [c for c in args.cells if c.rstrip("/") not in by_path]
+        if unknown:
+            raise LNLError(
+                f"not cells of the grid in {args.out}: {', '.join(unknown)} (a cell is METHOD/NOISE-RATE/seedK)"
+            )
+        cells = [by_path[c.rstrip("/")] for c in args.cells]
     checks = bench.verify(args.out, cells, record_replica=args.record_replica, data_root=args.data_root)
     for c in checks:
         if c.problem:

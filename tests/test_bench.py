@@ -255,3 +255,11 @@ def test_run_grid_records_its_thread_count_and_restores_the_callers(tmp_path):
     assert torch.get_num_threads() == before
     record = json.loads((tmp_path / "g" / "bench.json").read_text())
     assert record["sessions"][0]["machine"]["torch_threads"] == 1
+
+
+def test_verify_chosen_cells(straight, capsys):
+    assert cli(["verify", str(straight), "--cells", "ce/symmetric-0.50/seed1"]) == 0
+    assert "1 of 1 cells reproduced bit for bit" in capsys.readouterr().out
+    assert cli(["verify", str(straight), "--cells", "ce/symmetric-0.50/seed7"]) == 2
+    assert "not cells of the grid" in capsys.readouterr().err
+    assert cli(["verify", str(straight), "--all", "--cells", "ce/symmetric-0.50/seed1"]) == 2
