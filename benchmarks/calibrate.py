@@ -44,6 +44,11 @@ V1 = {
     "epochs": {"ce": 30, "dividemix": 20},
     "dividemix": dict(augment="weak", alpha=4.0, warmup_epochs=3, rampup_epochs=16, lambda_u=25.0),
 }
+# Not calibrated, because clean labels cannot choose them: lambda_u follows DivideMix's table for
+# ten classes (0 below 35% noise, so 0 on clean labels; 25 at 50% and 80%; 0 for asymmetric noise),
+# as every profile does, and its ramp-up is scaled from the reference code's 16 of 290
+# post-warm-up epochs (lnl_core.trainers.dividemix). v1 used 25 on clean labels too.
+START_FAMILY = dict(V1["dividemix"], lambda_u=0.0)
 # CE on crop + flip (the strong baseline) and DivideMix (the substrate of four methods)
 PROBES = ("ce+augment=weak", "dividemix")
 
@@ -66,7 +71,7 @@ class Calibration:
         self.root, self.run, self.choices, self.stages = root, run, {}, []
         self.profile = dict(V1["profile"])
         self.epochs = dict(V1["epochs"])
-        self.family = dict(V1["dividemix"])
+        self.family = dict(START_FAMILY)
 
     # ---- the configs of the probes under the current choices
     def settings(self, probe: str, profile=None, epochs=None, family=None) -> dict:
@@ -150,7 +155,7 @@ def calibrate(root: Path, run: bool) -> Calibration:
     s = cal.stage("1-schedule", "Which decayed learning-rate schedule?", [
         ("cosine", {"profile": {"schedule": "cosine"}}),
         ("multistep", {"profile": {"schedule": "multistep"}}),
-    ], extra=tuple(_token(p, cal.settings(p)) for p in PROBES))  # fmt: skip
+    ], extra=tuple(_token(p, cal.settings(p, family=V1["dividemix"])) for p in PROBES))  # fmt: skip
     cal.profile["schedule"] = s
     # 2-4. DivideMix's own settings first: on clean labels its networks fit about 72% of the data
     # under v1 (the GMM still drops a quarter of it), so it is what most needs a miniature's values
@@ -182,21 +187,18 @@ def calibrate(root: Path, run: bool) -> Calibration:
         (str(v), {"profile": {"weight_decay": v}}) for v in (0.0, 5e-4)
     ])  # fmt: skip
     cal.profile["weight_decay"] = float(wd)
-    ramp = cal.stage("8-rampup", "Ramp-up of lambda_u (epochs)?", [
-        (str(v), {"family": {"rampup_epochs": v}}) for v in (16, 5, 1)
-    ], probes=("dividemix",))  # fmt: skip
-    cal.family["rampup_epochs"] = int(ramp)
-    lam = cal.stage("9-lambda-u", "lambda_u?", [
-        (str(v), {"family": {"lambda_u": v}}) for v in (25.0, 5.0)
-    ], probes=("dividemix",))  # fmt: skip
-    cal.family["lambda_u"] = float(lam)
-    # 10. the first question again, with every other setting chosen: coordinate-wise choices can
+    # 8. the first question again, with every other setting chosen: coordinate-wise choices can
     # depend on the order, so the schedule is confirmed (or changed) at the end
-    s2 = cal.stage("10-schedule-again", "The schedule again, with everything else chosen?", [
+    s2 = cal.stage("8-schedule-again", "The schedule again, with everything else chosen?", [
         (k, {"profile": {"schedule": k}}) for k in (cal.profile["schedule"], *({"cosine", "multistep"} - {cal.profile["schedule"]}))
     ])  # fmt: skip
     cal.profile["schedule"] = s2
-    cal.choices = {"profile": cal.profile, "epochs": cal.epochs["dividemix"], "dividemix": cal.family}
+    chosen = {k: v for k, v in cal.family.items() if k not in ("lambda_u", "rampup_epochs")}
+    cal.choices = {
+        "profile": cal.profile, "epochs": cal.epochs["dividemix"], "dividemix": chosen,
+        "rules": "lambda_u: DivideMix's table for ten classes by noise rate; rampup_epochs: the reference "
+        "code's 16 of 290 post-warm-up epochs, scaled",
+    }  # fmt: skip
     return cal
 
 
