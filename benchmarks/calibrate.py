@@ -131,6 +131,20 @@ class Calibration:
         )
         return chosen
 
+    def check(self, name: str, question: str, methods: list[str]) -> None:
+        """Run ``methods`` as lnl_core builds them (clean labels, validation split) and report them."""
+        grid = bench.make_grid(
+            methods=methods, settings=[CLEAN], seeds=list(SEEDS), overrides={"eval_split": "val"}
+        )
+        out = self.root / name
+        if self.run:
+            bench.run_grid(grid, out, threads=2, log=lambda s: print(f"[{name}] {s}", flush=True))
+        results = bench.load_results(out) if (out / bench.GRID_FILE).exists() else {}
+        if len(results) < len(grid.cells()):
+            raise SystemExit(f"stage {name}: {len(grid.cells()) - len(results)} runs have no results; run it")
+        rows = [_row("(check)", c.method, results[c], c.method) for c in grid.cells()]
+        self.stages.append({"stage": name, "question": question, "scores": {}, "chosen": None, "rows": rows})
+
 
 def _metric(result: dict) -> float:
     accs = [h["test_acc"] for h in result["history"]]  # the validation split's accuracy (eval_split=val)
@@ -193,6 +207,14 @@ def calibrate(root: Path, run: bool) -> Calibration:
         (k, {"profile": {"schedule": k}}) for k in (cal.profile["schedule"], *({"cosine", "multistep"} - {cal.profile["schedule"]}))
     ])  # fmt: skip
     cal.profile["schedule"] = s2
+    # 9. every method family on the calibrated profile as the code now builds it (lnl_core's
+    # defaults, which are these choices): does each fit clean labels? A check, not a choice. Also
+    # DivideMix + PE with the paper's sigma = 1 (its head cannot be confident, issue #27 item 11).
+    cal.check(
+        "9-every-method", "Does every method fit clean labels on the calibrated profile?",
+        ["ce", "ce+augment=flip", "ce+augment=weak", "gce", "sce", "pemm", "pmnar", "dividemix",
+         "dividemix-pe", "dividemix-pe+sigma=1.0", "cpc", "plremix", "flywheel"],
+    )  # fmt: skip
     chosen = {k: v for k, v in cal.family.items() if k not in ("lambda_u", "rampup_epochs")}
     cal.choices = {
         "profile": cal.profile, "epochs": cal.epochs["dividemix"], "dividemix": chosen,
