@@ -433,3 +433,17 @@ def test_bad_plremix_settings_get_one_clear_message():
         build_config("plremix", overrides={"proj_dim": "0"})
     with pytest.raises(LNLError, match="selection"):
         build_config("plremix", overrides={"selection": "3d"})
+
+
+def test_the_reduced_schedule_keeps_the_papers_proportions():
+    from lnl_core.trainers.plremix import reduced_schedule
+
+    assert reduced_schedule(400, 10) == ((40, 70), 0.99)  # the paper's own run
+    milestones, momentum = reduced_schedule(30, 10)
+    assert milestones == (12, 13) and momentum == pytest.approx(1 - 1 / (100 * 20 / 390), abs=1e-4)
+    cfg = build_config("plremix")
+    assert (cfg.hp.kappa_milestones, cfg.hp.proto_momentum, cfg.hp.crl_augment) == (
+        milestones,
+        momentum,
+        "weak",
+    )

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cleaners import gmm_clean_probability, normalize_losses, selection_metrics
-from ..config import hp_field
+from ..config import PROFILES, REDUCED_STRONG_VIEWS, hp_field
 from ..engine import Run
 from ..losses import contrastive_loss, gradient_entanglement, simclr_negatives
 from ..noise import is_asymmetric
@@ -455,6 +455,25 @@ def gradient_conflict(
 # --------------------------------------------------------------------------- profiles
 
 
+# The paper's schedule of its own settings (Sec. 4.1, App. B): 400 epochs on CIFAR-10 after a
+# warm-up of 10, kappa 3 -> 2 -> 1 at epochs 40 and 70, prototypes with momentum 0.99.
+_PAPER_RUN = {"epochs": 400, "warmup": 10, "kappa_milestones": (40, 70), "proto_momentum": 0.99}
+
+
+def reduced_schedule(epochs: int, warmup: int) -> tuple[tuple[int, ...], float]:
+    """The paper's kappa milestones and prototype memory at the same fractions of a shorter run's
+    post-warm-up epochs: (milestones, momentum). The memory 1 / (1 - eta) is 100 of the paper's 390
+    post-warm-up epochs; it is kept at least 2 epochs."""
+    paper_after = _PAPER_RUN["epochs"] - _PAPER_RUN["warmup"]
+    after = epochs - warmup
+    milestones = tuple(
+        warmup + max(1, round((m - _PAPER_RUN["warmup"]) * after / paper_after))
+        for m in _PAPER_RUN["kappa_milestones"]
+    )
+    memory = max(2.0, (1.0 / (1.0 - _PAPER_RUN["proto_momentum"])) * after / paper_after)
+    return milestones, round(1.0 - 1.0 / memory, 4)
+
+
 def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     settings = _dividemix_adjust(profile, dataset, noise, rate)
     asym = is_asymmetric(noise)
@@ -463,12 +482,18 @@ def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     # the correction threshold a sample takes the classifier's argmax, never its given label
     settings["label_fallback"] = "pred"
     if profile == "reduced":
-        # DivideMix's reduced profile (20 epochs, warm-up 3). kappa falls at epochs 5 and 7 and
-        # the prototypes remember about 4 epochs (eta = 0.75): the paper's proportions of a
-        # 400-epoch run (kappa = 1 for 85% of the post-warm-up epochs, a memory of 1 / (1 - 0.99)
-        # = 100 epochs, a quarter of them) on 17 post-warm-up epochs. Weak views throughout:
-        # AutoAugment on every contrastive view would dominate a CPU epoch.
-        settings.update(kappa_milestones=(5, 7), proto_momentum=0.75, keep_threshold=keep)
+        # DivideMix's reduced profile (30 epochs, warm-up 10), and the paper's proportions of its
+        # 400-epoch run scaled to the 20 post-warm-up epochs (reduced_schedule): kappa falls where
+        # the paper's does (epochs 40 and 70, after a warm-up of 10) and the prototypes remember a
+        # quarter of the run (1 / (1 - 0.99) = 100 of 390 epochs). The contrastive views are crop +
+        # flip, stronger than the flip views MixMatch mixes, as AutoAugment is in the full profile
+        # (AutoAugment itself would dominate a CPU epoch).
+        epochs, warmup = PROFILES["reduced"].settings["epochs"], settings["warmup_epochs"]
+        milestones, momentum = reduced_schedule(epochs, warmup)
+        settings.update(
+            kappa_milestones=milestones, proto_momentum=momentum, keep_threshold=keep,
+            crl_augment=REDUCED_STRONG_VIEWS,
+        )  # fmt: skip
         return settings
     # Table 8 / App. B: 400 epochs, lr 0.02 divided by 10 after 200, batch 64 (App. B; Table 8
     # says 128), warm-up 10 (CIFAR-10) / 15 (CIFAR-100), kappa 3 -> 2 -> 1 at epochs 40 and 70,

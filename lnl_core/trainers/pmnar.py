@@ -47,9 +47,10 @@ import torch.nn.functional as F
 from .. import losses
 from ..augment import AUGMENTATIONS
 from ..cleaners import selection_metrics
-from ..config import hp_field
+from ..config import REDUCED_STRONG_VIEWS, REDUCED_VIEWS, hp_field
 from ..engine import Run
 from . import Method, PerSample, TrainOutput, register
+from .dividemix import REDUCED as DIVIDEMIX_REDUCED
 
 LOSSES = ("ce", "nl", "ml", "pm")
 
@@ -212,14 +213,13 @@ def train_pmnar(run: Run, hp: PMNARHParams) -> TrainOutput:
 def _adjust(profile: str, dataset: str, noise: str, rate: float) -> dict:
     if profile == "reduced":
         return {
-            # A PMNAR epoch costs about 4 CE epochs (two networks, each on x and Aug(x), plus
-            # the per-sample pass): 15 epochs keep a run near twice a 30-epoch CE run on a CPU.
-            "epochs": 15,
-            # the early-learning phase at lr 0.05 on 4000 samples, as DivideMix's reduced profile
-            "warmup_epochs": 3,
-            # RandAugment is per-operation batched on the CPU and costs ~15x a small-CNN epoch
-            # here; Aug(x) is crop + flip instead (x itself stays un-augmented, as for CE)
-            "consistency_augment": "weak",
+            # the reduced profile's 30 epochs; the warm-up is DivideMix's calibrated one on the same
+            # data (the paper does not give T_warm), x takes the profile's flip views as x takes crop
+            # + flip in the full profile, and Aug(x) the stronger crop + flip (RandAugment, batched
+            # per operation on the CPU, costs about 15 small-CNN epochs)
+            "warmup_epochs": DIVIDEMIX_REDUCED["warmup_epochs"],
+            "augment": REDUCED_VIEWS,
+            "consistency_augment": REDUCED_STRONG_VIEWS,
         }
     return {
         # Sec. 4.1: SGD, lr 0.02 divided by 10 every 120 epochs of 300, wd 5e-4, batch 128
