@@ -224,11 +224,43 @@ def calibrate(root: Path, run: bool) -> Calibration:
     return cal
 
 
+def measure_cost(root: Path, repeats: int = 2) -> dict:
+    """Seconds of one reduced DivideMix run (50% symmetric noise, seed 0) under the first profile
+    and the calibrated one, each run ``repeats`` times in this process (alone on the machine: the
+    times are what the issue's budget of 1.5 times the first profile's run is checked on)."""
+    import time
+
+    import torch
+
+    from lnl_core import run_experiment
+    from lnl_core.bench import machine
+
+    first = dict(V1["dividemix"], epochs=V1["epochs"]["dividemix"], schedule="constant", lr=0.05,
+                 weight_decay=0.0, milestones=())  # fmt: skip
+    torch.set_num_threads(2)
+    seconds = {"first profile": [], "calibrated profile": []}
+    for _ in range(repeats):
+        for name, overrides in (("first profile", first), ("calibrated profile", {})):
+            t = time.perf_counter()
+            run_experiment("dividemix", noise="symmetric", rate=0.5, seed=0, overrides=overrides, quiet=True)
+            seconds[name].append(round(time.perf_counter() - t, 1))
+    record = {"seconds": seconds, "machine": machine(), "ratio": min(seconds["calibrated profile"]) /
+              min(seconds["first profile"])}  # fmt: skip
+    (root / "cost.json").write_text(json.dumps(record, indent=1) + "\n")
+    return record
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--report", action="store_true", help="print the stages without running anything")
+    ap.add_argument(
+        "--cost", action="store_true", help="time a DivideMix run under both profiles (cost.json)"
+    )
     ap.add_argument("--root", type=Path, default=ROOT)
     args = ap.parse_args(argv)
+    if args.cost:
+        print(json.dumps(measure_cost(args.root)))
+        return 0
     cal = calibrate(args.root, run=not args.report)
     for st in cal.stages:
         print(f"\n== {st['stage']}: {st['question']}  chosen: {st['chosen']}")

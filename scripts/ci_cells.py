@@ -24,7 +24,7 @@ CELLS = {
         "sce/symmetric-0.80/seed1",
         "pemm/asymmetric-0.40/seed2",
         "dividemix/symmetric-0.50/seed0",  # chapters 2, 5 and 6
-        "dividemix-pe/symmetric-0.80/seed2",
+        "dividemix-pe/symmetric-0.50/seed0",  # chapter 3
         "cpc/symmetric-0.50/seed0",  # chapter 5
         "plremix/symmetric-0.50/seed0",  # chapter 6
         "flywheel/symmetric-0.50/seed0",  # chapter 7
