@@ -210,3 +210,13 @@ def glance_rows(results: dict) -> list[dict[str, str]]:
             "held?": v["held"],
         })  # fmt: skip
     return rows
+
+
+def stability(results: dict, last: int = 5) -> dict[str, float]:
+    """Per method, the spread (max - min) of the test accuracy over its last ``last`` epochs,
+    averaged over its cells in ``results``: how much the headline depends on which epoch is last."""
+    spans: dict[str, list[float]] = {}
+    for cell, r in results.items():
+        accs = [h["test_acc"] for h in r["history"][-last:]]
+        spans.setdefault(cell.method, []).append(max(accs) - min(accs))
+    return {m: float(np.mean(v)) for m, v in spans.items()}

@@ -82,3 +82,14 @@ def test_each_method_chapter_shows_its_verdict_table_from_the_store(chapter):
     ]  # fmt: skip
     assert shown, f"{chapter} has no verdict table (a cell calling verdicts.chapter_table)"
     assert all(html == expected for html in shown), f"{chapter}: its verdict table is not the store's"
+
+
+def test_stability_is_the_mean_spread_of_the_last_epochs():
+    def result(accs):
+        return {"history": [{"test_acc": a} for a in accs]}
+
+    results = {
+        bench.Cell("ce", "symmetric", 0.5, 0): result([50, 60, 61, 63, 62, 60]),  # last 5 span 3
+        bench.Cell("ce", "symmetric", 0.5, 1): result([70, 71, 71, 71, 71, 72]),  # 1
+    }
+    assert verdicts.stability(results) == {"ce": pytest.approx(2.0)}
