@@ -26,7 +26,11 @@ import numpy as np
 
 from .errors import LNLError
 
-STRONG = "ce+augment=flip"  # CE on the reduced profile's own views: the strong baseline of every chapter
+# The strong baseline of every chapter: CE on crop + flip, the papers' own CE baseline augmentation
+# and, under noise, the best simple alternative in the store (random crops resist memorisation far
+# better than the flip views the methods take; the flip views won on clean labels only)
+STRONG = "ce+augment=weak"
+SAME_VIEWS = "ce+augment=flip"  # CE on the methods' own flip views: the method without its views
 SETTING_NAMES = {
     ("symmetric", 0.5): "sym 50%",
     ("symmetric", 0.8): "sym 80%",
@@ -58,7 +62,7 @@ class Claim:
 
 
 _NAMES = {
-    "ce": "CE", STRONG: "CE + flip", "ce+augment=weak": "CE + crop/flip", "gce": "GCE", "sce": "SCE",
+    "ce": "CE", SAME_VIEWS: "CE + flip", STRONG: "CE + crop/flip", "gce": "GCE", "sce": "SCE",
     "pemm": "PEMM", "pmnar": "PMNAR", "dividemix": "DivideMix", "dividemix-pe": "DivideMix + PE",
     "cpc": "CPC", "plremix": "PLReMix", "flywheel": "LNL-flywheel",
 }  # fmt: skip
@@ -72,7 +76,7 @@ SYM50, SYM80, ASYM40 = ("symmetric", 0.5), ("symmetric", 0.8), ("asymmetric", 0.
 
 # The claims, by chapter: each paper's headline ordering on CIFAR-10 (its own tables, best-epoch
 # numbers as printed), read as "A ends above B". "Against CE" means the paper's CE baseline, trained
-# with standard augmentation; here that is CE on the same views as the method (STRONG). CPC's
+# with standard augmentation (crop + flip): here STRONG. CPC's
 # baseline is AugDMix (DivideMix on strong views; here DivideMix on the profile's views). PEMM's
 # noise flips labels to other classes; its 40% is closest to the store's 50% (45% actual).
 CLAIMS: tuple[Claim, ...] = (
@@ -87,6 +91,7 @@ CLAIMS: tuple[Claim, ...] = (
         grows=SYM50,
     ),  # fmt: skip
     Claim("dividemix", STRONG, ASYM40, "93.4 vs CE 85.0 (CIFAR-10, Table 1)", "02_dividemix"),
+    Claim("dividemix", SAME_VIEWS, SYM50, "not in the paper: CE on DivideMix's own views", "02_dividemix"),
     Claim("pemm", STRONG, SYM50, "88.54 vs CE 78.70 at 40% (CIFAR-10, Table 1)", "03_pemm"),
     Claim("pemm", "sce", SYM50, "88.54 vs SCE 86.34 at 40% (CIFAR-10, Table 1)", "03_pemm"),
     Claim("pemm", STRONG, SYM80, "59.34 vs CE 34.80 at 80% (CIFAR-10, Table 1)", "03_pemm"),

@@ -30,8 +30,9 @@ FOOT = """
 (the reduced profile, calibrated on clean labels: {doc}`calibration`). *Difference*: last-epoch
 test accuracy of the method minus the baseline's, in points, paired over seeds 0, 1 and 2 (both
 trained on the same noisy labels at each seed). *Held?*: "holds" when the whole interval is
-above 0, "fails" when it is below, "open" when it contains 0. *CE + flip* is cross-entropy on the
-same flip views as the method (the strong baseline). Numbers depend on the kind of CPU and on the
+above 0, "fails" when it is below, "open" when it contains 0. *CE + crop/flip* is cross-entropy on
+random crops and flips, the papers' own CE baseline and the strong baseline here (the methods
+train on flips only, which fit clean labels better). Numbers depend on the kind of CPU and on the
 seed; the conclusions are the three-seed grid's, and none of them is a reproduction of a paper's
 table. Every setting and method is in {doc}`../notebooks/08_benchmark`.
 """
