@@ -139,3 +139,46 @@ def test_no_control_characters_in_the_book_sources():
         pages |= {f"{chapter} cell {i}": c.source for i, c in enumerate(nb.cells)}
     found = {name: bad.search(text).group(0) for name, text in pages.items() if bad.search(text)}
     assert not found, found
+
+
+# ------------------------------------------------------------------------ one numbering (issue #30)
+
+ROOT = NOTEBOOKS.parent
+# the chapter a method's name refers to, wherever the text says "NAME (chapter N)" or "chapter N (NAME)"
+CHAPTER_OF = {"DivideMix": 2, "PEMM": 3, "PMNAR": 4, "CPC": 5, "PLReMix": 6, "LNL-flywheel": 7}
+
+
+def _number(stem: str) -> int:
+    return int(stem.split("_", 1)[0])
+
+
+def test_files_sidebar_titles_guide_and_text_agree_on_chapter_numbers():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    chapters = [f.removeprefix("notebooks/") for f in files if f.startswith("notebooks/")]
+    assert chapters == CHAPTERS  # the sidebar lists the chapters in file order
+    assert [_number(c) for c in chapters] == list(range(1, len(chapters) + 1))
+    for stem in chapters:
+        nb = nbformat.read(NOTEBOOKS / f"{stem}.ipynb", as_version=4)
+        title = nb.cells[0].source.splitlines()[0]
+        assert title.startswith(f"# {_number(stem)}. "), f"{stem}: its title is {title!r}"
+        assert (ROOT / "student" / f"{stem}.ipynb").is_file(), f"{stem} has no student edition"
+    guide = (ROOT / "book" / "instructor-guide.md").read_text()
+    headings = re.findall(r"^### (\d+)\. .*\{doc\}`\.\./notebooks/(\w+)`", guide, flags=re.M)
+    assert [(int(n), stem) for n, stem in headings] == [(_number(c), c) for c in chapters]
+    texts = [(p.name, p.read_text()) for p in sorted((ROOT / "book").glob("*.md"))]
+    texts += [(f"{c}.ipynb", "\n".join(cell.source for cell in nbformat.read(NOTEBOOKS / f"{c}.ipynb", as_version=4).cells))
+              for c in chapters]  # fmt: skip
+    for name, text in texts:
+        text = " ".join(text.split())
+        for n in re.findall(r"\bchapters? (\d+)\b", text, flags=re.I):
+            assert 1 <= int(n) <= len(chapters), f"{name} refers to a chapter {n}"
+        for method, n in re.findall(r"\b([A-Za-z-]+) \(chapter (\d+)\)", text) + [
+            (m, n) for n, m in re.findall(r"\bchapter (\d+) \(([A-Za-z-]+)\)", text)
+        ]:
+            if method in CHAPTER_OF:
+                assert CHAPTER_OF[method] == int(n), (
+                    f"{name}: {method} is chapter {CHAPTER_OF[method]}, not {n}"
+                )
