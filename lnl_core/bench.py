@@ -7,12 +7,14 @@ is committed under ``benchmarks/results/``.
 
 Layout of a grid directory::
 
-    bench.json                       the grid, and one entry per session that ran cells in it
-                                     (machine, torch threads, versions, cells run, seconds)
-    <method>/<noise>-<rate>/seed<k>/ one run directory per cell: config.json and result.json
-                                     (checkpoint.pt and noisy_labels.npz only with keep_run_files;
-                                     error.json while the cell's last try has failed)
-    replicas.json                    re-runs of cells on other kinds of CPU (lnl verify --record-replica)
+    bench.json       the grid, and one entry per session that ran cells in it
+                     (machine, torch threads, versions, cells run, seconds)
+    <method>/<noise>-<rate>/seed<k>/
+                     one run directory per cell: config.json and result.json
+                     (checkpoint.pt and noisy_labels.npz only with keep_run_files;
+                     error.json while the cell's last try has failed)
+    replicas.json    re-runs of cells on other kinds of CPU (lnl verify
+                     --record-replica)
 
 A method in a grid is a registered name (``dividemix``) or a variant with its own settings,
 ``NAME+KEY=VALUE[+KEY=VALUE...]`` (``ce+augment=weak``: CE on crop + flip views). Every cell
