@@ -4,6 +4,10 @@ import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# A unit test trains what it asserts about: the CI script's run cache (LNL_RUN_CACHE, shared by
+# the store check and the notebooks) must not serve a test's run, nor a Ray worker's (the
+# workers inherit this environment). tests/test_cache.py sets its own directory.
+os.environ.pop("LNL_RUN_CACHE", None)
 
 
 @pytest.fixture
