@@ -72,7 +72,7 @@ store() {
     python -m lnl_core verify "$grid" --cells $(python scripts/ci_cells.py "$grid") || return 1
   done
 }
-step "store check (lnl verify)" 300 store
+step "store check (lnl verify)" 420 store
 
 # student/ holds each chapter with its solutions removed; its code cells are the chapter's, cell for
 # cell (tests/test_student_edition.py), so executing the student editions executes every chapter's
