@@ -85,6 +85,17 @@ class Calibration:
             out.update(dict(self.family, **(family or {})))
         return out
 
+    def _clean_grid(self, name: str, methods: list[str]) -> tuple[bench.Grid, dict]:
+        """The stage's grid (``methods`` on clean labels, scored on the validation split, seeds
+        SEEDS) under root/name, run (or finished) if ``self.run``, and its results so far."""
+        grid = bench.make_grid(
+            methods=methods, settings=[CLEAN], seeds=list(SEEDS), overrides={"eval_split": "val"}
+        )
+        out = self.root / name
+        if self.run:
+            bench.run_grid(grid, out, threads=2, log=lambda s: print(f"[{name}] {s}", flush=True))
+        return grid, (bench.load_results(out) if (out / bench.GRID_FILE).exists() else {})
+
     def stage(self, name: str, question: str, candidates: list[tuple[str, dict]], probes=PROBES,
               extra: tuple[str, ...] = ()) -> str:  # fmt: skip
         """Run every (candidate, probe) on clean labels and the validation split; choose by the rule.
@@ -94,14 +105,7 @@ class Calibration:
         for label, change in candidates:
             for probe in probes:
                 tokens[label, probe] = _token(probe, self.settings(probe, **change))
-        methods = list(dict.fromkeys(list(tokens.values()) + list(extra)))
-        grid = bench.make_grid(
-            methods=methods, settings=[CLEAN], seeds=list(SEEDS), overrides={"eval_split": "val"}
-        )
-        out = self.root / name
-        if self.run:
-            bench.run_grid(grid, out, threads=2, log=lambda s: print(f"[{name}] {s}", flush=True))
-        results = bench.load_results(out) if (out / bench.GRID_FILE).exists() else {}
+        _, results = self._clean_grid(name, list(dict.fromkeys(list(tokens.values()) + list(extra))))
         rows, scores = [], {}
         for label, _ in candidates:
             per_probe = []
@@ -133,13 +137,7 @@ class Calibration:
 
     def check(self, name: str, question: str, methods: list[str]) -> None:
         """Run ``methods`` as lnl_core builds them (clean labels, validation split) and report them."""
-        grid = bench.make_grid(
-            methods=methods, settings=[CLEAN], seeds=list(SEEDS), overrides={"eval_split": "val"}
-        )
-        out = self.root / name
-        if self.run:
-            bench.run_grid(grid, out, threads=2, log=lambda s: print(f"[{name}] {s}", flush=True))
-        results = bench.load_results(out) if (out / bench.GRID_FILE).exists() else {}
+        grid, results = self._clean_grid(name, methods)
         if len(results) < len(grid.cells()):
             raise SystemExit(f"stage {name}: {len(grid.cells()) - len(results)} runs have no results; run it")
         rows = [_row("(check)", c.method, results[c], c.method) for c in grid.cells()]
